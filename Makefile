@@ -1,0 +1,20 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Both first set up .venv/ (tools/setup_env.sh; a no-op once it is ready).
+PY := .venv/bin/python
+
+.PHONY: setup demo test lint benchmark
+
+setup:
+	@bash tools/setup_env.sh
+
+demo: setup
+	$(PY) tools/benchmark.py
+
+benchmark: setup
+	$(PY) tools/benchmark.py
+
+lint: setup
+	$(PY) -m ruff check isda_mm tests tools configs setup.py
+
+test: lint
+	$(PY) -m pytest

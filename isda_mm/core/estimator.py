@@ -1,0 +1,238 @@
+"""Running class-conditional feature statistics for ISDA.
+
+Implements the estimator of Wang et al., "Regularizing Deep Networks with
+Semantic Data Augmentation" (T-PAMI 2021), Sec. 3.3: per class, the mean and
+covariance of every feature seen so far, merged batch by batch with the exact
+pooled (population) formula rather than a moving average.
+"""
+import warnings
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor, nn
+
+COVARIANCE_KINDS = ('full', 'diagonal')
+
+
+class Moments(NamedTuple):
+    """Statistics of one batch for the K classes present in it.
+
+    ``count`` is int64 (K,), ``mean`` (K, A), ``covariance`` the biased
+    (divided by the count) covariance, (K, A, A) or its diagonal (K, A).
+    """
+    classes: Tensor
+    count: Tensor
+    mean: Tensor
+    covariance: Tensor
+
+
+def batch_moments(features: Tensor, labels: Tensor, full: bool) -> Moments:
+    """Per-class count, mean and biased covariance of one batch.
+
+    The work grows with the samples, not with the classes: the full case
+    costs ``sum_k m_k A^2`` (one Gram matrix per class present), never the
+    ``C N A^2`` of a one-hot formulation.
+
+    Args:
+        features (Tensor): ``(N, A)`` features, finite and detached.
+        labels (Tensor): ``(N,)`` labels of the same samples.
+        full (bool): Whether to return full covariances or their diagonals.
+
+    Returns:
+        Moments: The statistics of the classes present.
+    """
+    classes, inverse, count = torch.unique(
+        labels, return_inverse=True, return_counts=True)
+    k = len(classes)
+    mean = features.new_zeros(k, features.shape[1]).index_add_(
+        0, inverse, features) / count[:, None]
+    centred = features - mean[inverse]
+    if full:
+        order = torch.argsort(inverse, stable=True)
+        blocks = torch.split(centred[order], count.tolist())
+        cov = torch.stack([b.T @ b for b in blocks]) / count[:, None, None]
+    else:
+        cov = torch.zeros_like(mean).index_add_(
+            0, inverse, centred.square()) / count[:, None]
+    return Moments(classes, count, mean, cov)
+
+
+def merge_moments(old: Moments, new: Moments) -> Moments:
+    """Pool two sets of moments of the same classes (exact, order-free).
+
+    With ``w = m / (n + m)`` for ``n`` old and ``m`` new samples::
+
+        mean = (1 - w) mean_old + w mean_new
+        cov  = (1 - w) cov_old + w cov_new + w (1 - w) d d^T,
+        d    = mean_old - mean_new
+    """
+    total = old.count + new.count
+    # float64 keeps the weight exact for any realistic int64 count.
+    w = (new.count.double() / total.clamp(min=1).double()).to(new.mean.dtype)
+    w_mean = w[:, None]
+    d = old.mean - new.mean
+    mean = old.mean - w_mean * d
+    if new.covariance.dim() == 3:
+        w_cov = w[:, None, None]
+        spread = d[:, :, None] * d[:, None, :]
+    else:
+        w_cov = w_mean
+        spread = d.square()
+    cov = (torch.lerp(old.covariance, new.covariance, w_cov) +
+           w_cov * (1 - w_cov) * spread)
+    return Moments(new.classes, total, mean, cov)
+
+
+class CovarianceEstimator(nn.Module):
+    """Exact running mean and covariance of features, per class.
+
+    For a batch holding ``m`` samples of class c with mean ``mu_b`` and biased
+    covariance ``S_b``, and ``w = m / (n_c + m)``::
+
+        mu_c <- (1 - w) mu_c + w mu_b
+        S_c  <- (1 - w) S_c + w S_b + w (1 - w) (mu_c - mu_b)(mu_c - mu_b)^T
+        n_c  <- n_c + m
+
+    which is the population covariance of every feature seen. Classes absent
+    from a batch are untouched. The statistics are persistent buffers, so
+    checkpoints, ``.to()`` and resume carry them.
+
+    Args:
+        num_classes (int): Number of classes C.
+        feature_dim (int): Feature width A (the classifier's input).
+        covariance (str): ``'full'`` keeps (C, A, A), ``'diagonal'`` keeps
+            only the variances (C, A). Defaults to ``'full'``.
+        ignore_index (int, optional): Label of samples to skip.
+            Defaults to None.
+        dtype (torch.dtype): Dtype of mean and covariance. Features in half
+            precision (e.g. under autocast) are promoted to it.
+            Defaults to ``torch.float32``.
+
+    Note:
+        Counts are int64, so they stay exact far past 2^24, where a float32
+        counter stops counting single samples.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 feature_dim: int,
+                 covariance: str = 'full',
+                 ignore_index: Optional[int] = None,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        for name, value in (('num_classes', num_classes), ('feature_dim',
+                                                           feature_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f'{name} must be a positive int, got {value!r}')
+        if covariance not in COVARIANCE_KINDS:
+            raise ValueError(f'covariance must be one of {COVARIANCE_KINDS}, '
+                             f'got {covariance!r}')
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(
+                f'dtype must be torch.float32 or torch.float64, got {dtype}')
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
+        self.covariance_kind = covariance
+        self.ignore_index = ignore_index
+        cov_shape = (num_classes, feature_dim) + (
+            (feature_dim, ) if covariance == 'full' else ())
+        self.register_buffer('mean', torch.zeros(cov_shape[:2], dtype=dtype))
+        self.register_buffer('covariance', torch.zeros(cov_shape, dtype=dtype))
+        self.register_buffer('count',
+                             torch.zeros(num_classes, dtype=torch.int64))
+
+    def extra_repr(self) -> str:
+        return (f'num_classes={self.num_classes}, '
+                f'feature_dim={self.feature_dim}, '
+                f'covariance={self.covariance_kind!r}, '
+                f'ignore_index={self.ignore_index}')
+
+    @torch.no_grad()
+    def update(self, features: Tensor, labels: Tensor) -> bool:
+        """Merge one batch into the statistics.
+
+        Args:
+            features (Tensor): ``(N, A)`` floating features (detached here).
+            labels (Tensor): ``(N,)`` integer labels in ``[0, C)`` or equal
+                to ``ignore_index``.
+
+        Returns:
+            bool: False if the batch was rejected because its features hold
+            NaN or Inf; a warning says so and the statistics are untouched.
+        """
+        self.check_inputs(features, labels)
+        keep = self.valid_mask(labels)
+        with torch.autocast(features.device.type, enabled=False):
+            features = features.detach().to(self.mean.dtype)
+            if keep is not None:
+                features, labels = features[keep], labels[keep]
+            finite = bool(torch.isfinite(features).all())
+            if not finite:
+                warnings.warn(
+                    f'{type(self).__name__}: a batch with NaN or Inf features '
+                    'was skipped; the statistics are unchanged.')
+                return False
+            if len(labels) == 0:
+                return True
+            self._merge(
+                batch_moments(features, labels,
+                              self.covariance_kind == 'full'))
+        return True
+
+    def _merge(self, batch: Moments) -> None:
+        c = batch.classes
+        old = Moments(c, self.count[c], self.mean[c], self.covariance[c])
+        merged = merge_moments(old, batch)
+        self.count[c] = merged.count
+        self.mean[c] = merged.mean
+        self.covariance[c] = merged.covariance
+
+    def valid_mask(self, labels: Tensor) -> Optional[Tensor]:
+        """Mask of samples whose label is not ``ignore_index`` (None: all)."""
+        if self.ignore_index is None:
+            return None
+        return labels != self.ignore_index
+
+    def check_inputs(self, features: Tensor, labels: Tensor) -> None:
+        """Raise a clear error for features or labels update cannot take."""
+        name = type(self).__name__
+        if not torch.is_tensor(features) or not features.is_floating_point():
+            raise TypeError(
+                f'{name}: features must be a floating tensor, '
+                f'got {getattr(features, "dtype", type(features).__name__)}')
+        if not torch.is_tensor(labels) or labels.is_floating_point() \
+                or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(
+                f'{name}: labels must be an integer tensor, '
+                f'got {getattr(labels, "dtype", type(labels).__name__)}')
+        if features.dim() != 2 or features.shape[1] != self.feature_dim:
+            raise ValueError(
+                f'{name}: expected features of shape (N, {self.feature_dim}) '
+                f'(feature_dim={self.feature_dim}), '
+                f'got {tuple(features.shape)}')
+        if labels.shape != features.shape[:1]:
+            raise ValueError(
+                f'{name}: expected labels of shape ({features.shape[0]},) '
+                f'to match the features, got {tuple(labels.shape)}')
+        device = self.mean.device
+        if features.device != device or labels.device != device:
+            raise ValueError(
+                f'{name}: features are on {features.device} and labels on '
+                f'{labels.device}, but the statistics are on {device}; '
+                'move the module with .to()')
+        check_label_range(labels, self.num_classes, self.ignore_index, name)
+
+
+def check_label_range(labels: Tensor, num_classes: int,
+                      ignore_index: Optional[int], name: str) -> None:
+    """Raise if a label is outside ``[0, num_classes)`` and not ignored."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    if bool(bad.any()):
+        value = labels[bad][0].item()
+        raise ValueError(
+            f'{name}: label {value} is outside [0, {num_classes}) and is not '
+            f'ignore_index={ignore_index}; check num_classes and '
+            'ignore_index')
