@@ -9,6 +9,7 @@ import warnings
 from typing import NamedTuple, Optional
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 COVARIANCE_KINDS = ('full', 'diagonal')
@@ -43,14 +44,16 @@ def batch_moments(features: Tensor, labels: Tensor, full: bool) -> Moments:
     """
     classes, inverse, count = torch.unique(
         labels, return_inverse=True, return_counts=True)
-    k = len(classes)
-    mean = features.new_zeros(k, features.shape[1]).index_add_(
+    k, dim = len(classes), features.shape[1]
+    mean = features.new_zeros(k, dim).index_add_(
         0, inverse, features) / count[:, None]
     centred = features - mean[inverse]
     if full:
         order = torch.argsort(inverse, stable=True)
         blocks = torch.split(centred[order], count.tolist())
-        cov = torch.stack([b.T @ b for b in blocks]) / count[:, None, None]
+        cov = torch.stack([b.T @ b for b in blocks]) if k else \
+            features.new_zeros(0, dim, dim)
+        cov = cov / count[:, None, None]
     else:
         cov = torch.zeros_like(mean).index_add_(
             0, inverse, centred.square()) / count[:, None]
@@ -107,6 +110,9 @@ class CovarianceEstimator(nn.Module):
         dtype (torch.dtype): Dtype of mean and covariance. Features in half
             precision (e.g. under autocast) are promoted to it.
             Defaults to ``torch.float32``.
+        sync_ranks (bool): Under ``torch.distributed``, give every rank the
+            statistics of the global batch (True), or keep per-rank
+            statistics as the paper's code did (False). Defaults to True.
 
     Note:
         Counts are int64, so they stay exact far past 2^24, where a float32
@@ -118,7 +124,8 @@ class CovarianceEstimator(nn.Module):
                  feature_dim: int,
                  covariance: str = 'full',
                  ignore_index: Optional[int] = None,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32,
+                 sync_ranks: bool = True) -> None:
         super().__init__()
         for name, value in (('num_classes', num_classes), ('feature_dim',
                                                            feature_dim)):
@@ -135,6 +142,7 @@ class CovarianceEstimator(nn.Module):
         self.feature_dim = feature_dim
         self.covariance_kind = covariance
         self.ignore_index = ignore_index
+        self.sync_ranks = sync_ranks
         cov_shape = (num_classes, feature_dim) + (
             (feature_dim, ) if covariance == 'full' else ())
         self.register_buffer('mean', torch.zeros(cov_shape[:2], dtype=dtype))
@@ -152,19 +160,24 @@ class CovarianceEstimator(nn.Module):
     def update(self, features: Tensor, labels: Tensor) -> bool:
         """Merge one batch into the statistics.
 
+        Under ``torch.distributed`` with ``sync_ranks=True`` this is a
+        collective: every rank must call it, and afterwards every rank holds
+        the statistics of all ranks' batches together.
+
         Args:
             features (Tensor): ``(N, A)`` floating features (detached here).
             labels (Tensor): ``(N,)`` integer labels in ``[0, C)`` or equal
                 to ``ignore_index``.
 
         Returns:
-            bool: False if the batch was rejected because its features hold
-            NaN or Inf; a warning says so and the statistics are untouched.
+            bool: False if this batch was rejected because its features hold
+            NaN or Inf; a warning says so and it changes no statistics (other
+            ranks' batches are still merged).
         """
         self.check_inputs(features, labels)
-        keep = self.valid_mask(labels)
         with torch.autocast(features.device.type, enabled=False):
             features = features.detach().to(self.mean.dtype)
+            keep = self.valid_mask(labels)
             if keep is not None:
                 features, labels = features[keep], labels[keep]
             finite = bool(torch.isfinite(features).all())
@@ -172,13 +185,17 @@ class CovarianceEstimator(nn.Module):
                 warnings.warn(
                     f'{type(self).__name__}: a batch with NaN or Inf features '
                     'was skipped; the statistics are unchanged.')
-                return False
-            if len(labels) == 0:
-                return True
-            self._merge(
-                batch_moments(features, labels,
-                              self.covariance_kind == 'full'))
-        return True
+                features, labels = features[:0], labels[:0]
+            full = self.covariance_kind == 'full'
+            if self.sync_ranks and distributed_world_size() > 1:
+                batch = (gather_batch_moments_full(features, labels)
+                         if full else gather_batch_moments_diagonal(
+                             features, labels, self.num_classes))
+            else:
+                batch = batch_moments(features, labels, full)
+            if len(batch.classes):
+                self._merge(batch)
+        return finite
 
     def _merge(self, batch: Moments) -> None:
         c = batch.classes
@@ -236,3 +253,64 @@ def check_label_range(labels: Tensor, num_classes: int,
             f'{name}: label {value} is outside [0, {num_classes}) and is not '
             f'ignore_index={ignore_index}; check num_classes and '
             'ignore_index')
+
+
+def distributed_world_size() -> int:
+    """World size of the default process group, 1 when there is none."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def gather_batch_moments_full(features: Tensor, labels: Tensor) -> Moments:
+    """Moments of all ranks' batches together, from their gathered features.
+
+    Gathering the N x A features costs far less than reducing C x A x A
+    covariances, and gives exactly what one process would compute on the
+    concatenated batch (in rank order).
+    """
+    sizes = [torch.zeros(1, dtype=torch.int64, device=labels.device)
+             for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([len(labels)], device=labels.device))
+    sizes = [int(n) for n in sizes]
+    rows = max(sizes)
+    padded_f = features.new_zeros(rows, features.shape[1])
+    padded_f[:len(labels)] = features
+    padded_y = labels.new_zeros(rows)
+    padded_y[:len(labels)] = labels
+    all_f = [torch.empty_like(padded_f) for _ in sizes]
+    all_y = [torch.empty_like(padded_y) for _ in sizes]
+    dist.all_gather(all_f, padded_f)
+    dist.all_gather(all_y, padded_y)
+    return batch_moments(
+        torch.cat([f[:n] for f, n in zip(all_f, sizes)]),
+        torch.cat([y[:n] for y, n in zip(all_y, sizes)]), full=True)
+
+
+def gather_batch_moments_diagonal(features: Tensor, labels: Tensor,
+                                  num_classes: int) -> Moments:
+    """Moments of all ranks' batches together, from per-rank moments.
+
+    Each rank contributes count, mean and variance for all C classes
+    (C x (2A + 1) numbers); they are pooled in rank order with the exact
+    merge, so every rank ends with the same result.
+    """
+    local = batch_moments(features, labels, full=False)
+    dim = features.shape[1]
+    # One float64 buffer per rank: counts, means, variances.
+    packed = features.new_zeros(num_classes, 2 * dim + 1, dtype=torch.float64)
+    packed[local.classes, 0] = local.count.double()
+    packed[local.classes, 1:dim + 1] = local.mean.double()
+    packed[local.classes, dim + 1:] = local.covariance.double()
+    gathered = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, packed)
+    classes = torch.arange(num_classes, device=labels.device)
+    pooled = None
+    for rank in gathered:
+        moments = Moments(classes, rank[:, 0].round().long(),
+                          rank[:, 1:dim + 1].to(features.dtype),
+                          rank[:, dim + 1:].to(features.dtype))
+        pooled = moments if pooled is None else merge_moments(pooled, moments)
+    seen = pooled.count > 0
+    return Moments(classes[seen], pooled.count[seen], pooled.mean[seen],
+                   pooled.covariance[seen])

@@ -1,0 +1,76 @@
+"""The estimator under torch.distributed: two gloo processes on the CPU."""
+import warnings
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from isda_mm.core import CovarianceEstimator
+
+C, A, IGNORE = 4, 3, 255
+
+
+def rank_batches(rank):
+    """Uneven batch sizes; class 3 only on rank 1; a NaN batch on rank 1."""
+    g = torch.Generator().manual_seed(rank)
+    batches = []
+    for step, n in enumerate([5, 9, 2] if rank == 0 else [11, 1, 7]):
+        labels = torch.randint(3 if rank == 0 else 4, (n, ), generator=g)
+        labels[0] = IGNORE if n > 1 else labels[0]
+        features = torch.randn(n, A, generator=g) + labels.clamp(max=C)[:,
+                                                                       None]
+        if rank == 1 and step == 2:
+            features[1, 0] = float('nan')
+        batches.append((features, labels))
+    return batches
+
+
+def worker(rank, kind, sync, store, out):
+    dist.init_process_group('gloo', init_method=f'file://{store}',
+                            rank=rank, world_size=2)
+    est = CovarianceEstimator(C, A, kind, ignore_index=IGNORE,
+                              sync_ranks=sync)
+    with warnings.catch_warnings(record=True):
+        for features, labels in rank_batches(rank):
+            est.update(features, labels)
+    torch.save(est.state_dict(), f'{out}{rank}.pt')
+    dist.destroy_process_group()
+
+
+def single_process(kind, ranks):
+    est = CovarianceEstimator(C, A, kind, ignore_index=IGNORE)
+    per_rank = [rank_batches(r) for r in ranks]
+    with warnings.catch_warnings(record=True):
+        for step in zip(*per_rank):
+            good = [(f, y) for f, y in step if torch.isfinite(f).all()]
+            if good:
+                est.update(torch.cat([f for f, _ in good]),
+                           torch.cat([y for _, y in good]))
+    return est.state_dict()
+
+
+def run(tmp_path, kind, sync):
+    out = str(tmp_path / 'rank')
+    mp.spawn(worker, args=(kind, sync, tmp_path / 'store', out), nprocs=2)
+    return [torch.load(f'{out}{r}.pt') for r in range(2)]
+
+
+@pytest.mark.parametrize('kind', ['full', 'diagonal'])
+def test_synchronised_statistics_equal_one_process(tmp_path, kind):
+    states = run(tmp_path, kind, sync=True)
+    expected = single_process(kind, ranks=[0, 1])
+    for name in expected:
+        assert torch.equal(states[0][name], states[1][name]), name
+        torch.testing.assert_close(states[0][name], expected[name],
+                                   rtol=1e-6, atol=1e-6)
+    assert expected['count'][3] > 0  # the rank-1-only class is there
+
+
+def test_per_rank_statistics_stay_apart(tmp_path):
+    states = run(tmp_path, 'full', sync=False)
+    for rank, state in enumerate(states):
+        expected = single_process('full', ranks=[rank])
+        for name in expected:
+            torch.testing.assert_close(state[name], expected[name])
+    assert states[0]['count'][3] == 0 and states[1]['count'][3] > 0
