@@ -516,6 +516,7 @@ def parse_shape(text: str) -> Shape:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(
         description='Time one ISDA step (statistics update, augmented '
         'cross-entropy, backward): isda_mm against the dense algorithm.')
@@ -622,6 +623,12 @@ def format_table(header: str, rows: List[dict]) -> str:
     return '\n'.join(lines)
 
 
+def _summary(result: dict) -> str:
+    """One implementation's timing and memory, for the progress line."""
+    return (f'{result["ms"]:.1f} ms (median of {result["repeats"]}, min '
+            f'{result["min_ms"]:.1f}), peak {result["peak_mb"]:.0f} MB')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
     """Run the benchmark and print the table.
 
@@ -661,10 +668,7 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
               f'(N={shape.num_samples}, C={shape.num_classes}, '
               f'A={shape.feature_dim}, {shape.covariance}): check ok '
               f'(max rel err {max(check.values()):.1e}); '
-              f'dense {d["ms"]:.1f} ms x{d["repeats"]}, '
-              f'{d["peak_mb"]:.0f} MB; '
-              f'isda_mm {f["ms"]:.1f} ms x{f["repeats"]}, '
-              f'{f["peak_mb"]:.0f} MB; '
+              f'dense {_summary(d)}; isda_mm {_summary(f)}; '
               f'{d["ms"] / f["ms"]:.1f}x faster', flush=True)
     table = format_table(header, rows)
     print(f'\ntotal {time.perf_counter() - start:.0f} s\n', flush=True)

@@ -27,8 +27,12 @@ class _FullQuadratic(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: Tensor, cov: Tensor, classes: Tensor) -> Tensor:
+        # cov is all C covariances: multiplying each class's in place avoids
+        # gathering a K x A x A copy, which costs more than the product.
         diff = weight[None] - weight[classes][:, None]  # (K, C, A)
-        prod = torch.bmm(diff, cov)  # (K, C, A)
+        prod = torch.empty_like(diff)
+        for k, c in enumerate(classes.tolist()):
+            torch.mm(diff[k], cov[c], out=prod[k])
         ctx.save_for_backward(prod, classes)
         return torch.linalg.vecdot(prod, diff)
 
@@ -89,11 +93,11 @@ def isda_augment(logits: Tensor,
     dtype = torch.promote_types(covariance.dtype, torch.float32)
     with torch.autocast(logits.device.type, enabled=False):
         w = weight.to(dtype)
-        cov = covariance.detach()[classes].to(dtype)
-        if covariance.dim() == 3:
-            table = _FullQuadratic.apply(w, cov, classes)
+        cov = covariance.detach()
+        if cov.dim() == 3:
+            table = _FullQuadratic.apply(w, cov.to(dtype), classes)
         else:
-            table = _diagonal_quadratic(w, cov, classes)
+            table = _diagonal_quadratic(w, cov[classes].to(dtype), classes)
         # Ignored rows gather the extra zero row.
         table = torch.cat([table, table.new_zeros(1, table.shape[1])])
         rows = inverse

@@ -16,10 +16,10 @@ COVARIANCE_KINDS = ('full', 'diagonal')
 
 
 class Moments(NamedTuple):
-    """Statistics of one batch for the K classes present in it.
+    """Diagonal statistics of the K classes present in a batch.
 
     ``count`` is int64 (K,), ``mean`` (K, A), ``covariance`` the biased
-    (divided by the count) covariance, (K, A, A) or its diagonal (K, A).
+    (divided by the count) variances (K, A).
     """
     classes: Tensor
     count: Tensor
@@ -27,63 +27,50 @@ class Moments(NamedTuple):
     covariance: Tensor
 
 
-def batch_moments(features: Tensor, labels: Tensor, full: bool) -> Moments:
-    """Per-class count, mean and biased covariance of one batch.
-
-    The work grows with the samples, not with the classes: the full case
-    costs ``sum_k m_k A^2`` (one Gram matrix per class present), never the
-    ``C N A^2`` of a one-hot formulation.
+def batch_moments(features: Tensor, labels: Tensor) -> Moments:
+    """Per-class count, mean and biased variances of one batch, in O(N A).
 
     Args:
         features (Tensor): ``(N, A)`` features, finite and detached.
         labels (Tensor): ``(N,)`` labels of the same samples.
-        full (bool): Whether to return full covariances or their diagonals.
 
     Returns:
-        Moments: The statistics of the classes present.
+        Moments: The statistics of the classes present, with the diagonal
+        of the covariance (K, A).
     """
     classes, inverse, count = torch.unique(
         labels, return_inverse=True, return_counts=True)
-    k, dim = len(classes), features.shape[1]
-    mean = features.new_zeros(k, dim).index_add_(
-        0, inverse, features) / count[:, None]
+    mean = _class_means(features, inverse, count)
     centred = features - mean[inverse]
-    if full:
-        order = torch.argsort(inverse, stable=True)
-        blocks = torch.split(centred[order], count.tolist())
-        cov = torch.stack([b.T @ b for b in blocks]) if k else \
-            features.new_zeros(0, dim, dim)
-        cov = cov / count[:, None, None]
-    else:
-        cov = torch.zeros_like(mean).index_add_(
-            0, inverse, centred.square()) / count[:, None]
-    return Moments(classes, count, mean, cov)
+    var = torch.zeros_like(mean).index_add_(0, inverse, centred.square())
+    return Moments(classes, count, mean, var / count[:, None])
+
+
+def _class_means(features: Tensor, inverse: Tensor, count: Tensor) -> Tensor:
+    return features.new_zeros(len(count), features.shape[1]).index_add_(
+        0, inverse, features) / count[:, None]
+
+
+def merge_weight(old_count: Tensor, new_count: Tensor,
+                 dtype: torch.dtype) -> Tensor:
+    """``w = m / (n + m)``, in float64 so any int64 count stays exact."""
+    total = (old_count + new_count).clamp(min=1).double()
+    return (new_count.double() / total).to(dtype)
 
 
 def merge_moments(old: Moments, new: Moments) -> Moments:
-    """Pool two sets of moments of the same classes (exact, order-free).
+    """Pool two sets of diagonal moments of the same classes (exact).
 
     With ``w = m / (n + m)`` for ``n`` old and ``m`` new samples::
 
         mean = (1 - w) mean_old + w mean_new
-        cov  = (1 - w) cov_old + w cov_new + w (1 - w) d d^T,
+        var  = (1 - w) var_old + w var_new + w (1 - w) d^2,
         d    = mean_old - mean_new
     """
-    total = old.count + new.count
-    # float64 keeps the weight exact for any realistic int64 count.
-    w = (new.count.double() / total.clamp(min=1).double()).to(new.mean.dtype)
-    w_mean = w[:, None]
+    w = merge_weight(old.count, new.count, new.mean.dtype)[:, None]
     d = old.mean - new.mean
-    mean = old.mean - w_mean * d
-    if new.covariance.dim() == 3:
-        w_cov = w[:, None, None]
-        spread = d[:, :, None] * d[:, None, :]
-    else:
-        w_cov = w_mean
-        spread = d.square()
-    cov = (torch.lerp(old.covariance, new.covariance, w_cov) +
-           w_cov * (1 - w_cov) * spread)
-    return Moments(new.classes, total, mean, cov)
+    var = torch.lerp(old.covariance, new.covariance, w) + w * (1 - w) * d**2
+    return Moments(new.classes, old.count + new.count, old.mean - w * d, var)
 
 
 class CovarianceEstimator(nn.Module):
@@ -186,16 +173,42 @@ class CovarianceEstimator(nn.Module):
                     f'{type(self).__name__}: a batch with NaN or Inf features '
                     'was skipped; the statistics are unchanged.')
                 features, labels = features[:0], labels[:0]
-            full = self.covariance_kind == 'full'
-            if self.sync_ranks and distributed_world_size() > 1:
-                batch = (gather_batch_moments_full(features, labels)
-                         if full else gather_batch_moments_diagonal(
-                             features, labels, self.num_classes))
+            distributed = self.sync_ranks and distributed_world_size() > 1
+            if self.covariance_kind == 'full':
+                if distributed:
+                    features, labels = gather_rows(features, labels)
+                if len(labels):
+                    self._update_full(features, labels)
             else:
-                batch = batch_moments(features, labels, full)
-            if len(batch.classes):
-                self._merge(batch)
+                batch = (gather_batch_moments(features, labels,
+                                              self.num_classes)
+                         if distributed else batch_moments(features, labels))
+                if len(batch.classes):
+                    self._merge(batch)
         return finite
+
+    def _update_full(self, features: Tensor, labels: Tensor) -> None:
+        """The pooled merge, written into the (C, A, A) buffer in place.
+
+        ``(1 - w) S + (w / m) X^T X + w (1 - w) d d^T`` per class present,
+        with ``X`` its centred batch rows: no K x A x A temporary, which on
+        any device costs more than the ``sum_k m_k A^2`` arithmetic.
+        """
+        classes, inverse, count = torch.unique(
+            labels, return_inverse=True, return_counts=True)
+        mean = _class_means(features, inverse, count)
+        w = merge_weight(self.count[classes], count, mean.dtype)
+        d = self.mean[classes] - mean
+        centred = features - mean[inverse]
+        blocks = torch.split(centred[torch.argsort(inverse, stable=True)],
+                             count.tolist())
+        for c, x, m, w_c, d_c in zip(classes.tolist(), blocks, count.tolist(),
+                                     w.tolist(), d):
+            cov = self.covariance[c]
+            cov.addmm_(x.T, x, beta=1 - w_c, alpha=w_c / m)
+            cov.addr_(d_c, d_c, alpha=w_c * (1 - w_c))
+        self.mean[classes] -= w[:, None] * d
+        self.count[classes] += count
 
     def _merge(self, batch: Moments) -> None:
         c = batch.classes
@@ -262,16 +275,17 @@ def distributed_world_size() -> int:
     return 1
 
 
-def gather_batch_moments_full(features: Tensor, labels: Tensor) -> Moments:
-    """Moments of all ranks' batches together, from their gathered features.
+def gather_rows(features: Tensor, labels: Tensor):
+    """All ranks' features and labels, concatenated in rank order.
 
     Gathering the N x A features costs far less than reducing C x A x A
-    covariances, and gives exactly what one process would compute on the
-    concatenated batch (in rank order).
+    covariances, and gives every rank exactly what one process would
+    compute on the concatenated batch.
     """
-    sizes = [torch.zeros(1, dtype=torch.int64, device=labels.device)
+    device = labels.device
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device)
              for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, torch.tensor([len(labels)], device=labels.device))
+    dist.all_gather(sizes, torch.tensor([len(labels)], device=device))
     sizes = [int(n) for n in sizes]
     rows = max(sizes)
     padded_f = features.new_zeros(rows, features.shape[1])
@@ -282,12 +296,11 @@ def gather_batch_moments_full(features: Tensor, labels: Tensor) -> Moments:
     all_y = [torch.empty_like(padded_y) for _ in sizes]
     dist.all_gather(all_f, padded_f)
     dist.all_gather(all_y, padded_y)
-    return batch_moments(
-        torch.cat([f[:n] for f, n in zip(all_f, sizes)]),
-        torch.cat([y[:n] for y, n in zip(all_y, sizes)]), full=True)
+    return (torch.cat([f[:n] for f, n in zip(all_f, sizes)]),
+            torch.cat([y[:n] for y, n in zip(all_y, sizes)]))
 
 
-def gather_batch_moments_diagonal(features: Tensor, labels: Tensor,
+def gather_batch_moments(features: Tensor, labels: Tensor,
                                   num_classes: int) -> Moments:
     """Moments of all ranks' batches together, from per-rank moments.
 
@@ -295,7 +308,7 @@ def gather_batch_moments_diagonal(features: Tensor, labels: Tensor,
     (C x (2A + 1) numbers); they are pooled in rank order with the exact
     merge, so every rank ends with the same result.
     """
-    local = batch_moments(features, labels, full=False)
+    local = batch_moments(features, labels)
     dim = features.shape[1]
     # One float64 buffer per rank: counts, means, variances.
     packed = features.new_zeros(num_classes, 2 * dim + 1, dtype=torch.float64)
