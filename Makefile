@@ -14,7 +14,7 @@ benchmark: setup
 	$(PY) tools/benchmark.py
 
 lint: setup
-	$(PY) -m ruff check isda_mm tests tools configs setup.py
+	$(PY) -m ruff check .
 
 test: lint
 	$(PY) -m pytest
