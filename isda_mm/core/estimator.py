@@ -6,7 +6,7 @@ covariance of every feature seen so far, merged batch by batch with the exact
 pooled (population) formula rather than a moving average.
 """
 import warnings
-from typing import NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional
 
 import torch
 import torch.distributed as dist
@@ -186,6 +186,17 @@ class CovarianceEstimator(nn.Module):
                 if len(batch.classes):
                     self._merge(batch)
         return finite
+
+    @torch.no_grad()
+    def summary(self) -> Dict[str, Tensor]:
+        """Scalars worth logging: classes seen and their mean covariance
+        trace (the average feature variance summed over dimensions)."""
+        seen = self.count > 0
+        var = self.covariance
+        if self.covariance_kind == 'full':
+            var = torch.diagonal(var, dim1=1, dim2=2)
+        trace = var.sum(1)[seen].mean() if seen.any() else var.new_zeros(())
+        return dict(classes_seen=seen.sum(), mean_trace=trace)
 
     def _update_full(self, features: Tensor, labels: Tensor) -> None:
         """The pooled merge, written into the (C, A, A) buffer in place.

@@ -22,16 +22,23 @@ class ISDALoss(nn.Module):
             ``'full'``.
         ignore_index (int, optional): Label of samples that neither update
             the statistics nor get augmented. Defaults to None.
+        sync_ranks (bool): See :class:`CovarianceEstimator`.
+            Defaults to True.
     """
 
     def __init__(self,
                  num_classes: int,
                  feature_dim: int,
                  covariance: str = 'full',
-                 ignore_index: Optional[int] = None) -> None:
+                 ignore_index: Optional[int] = None,
+                 sync_ranks: bool = True) -> None:
         super().__init__()
         self.estimator = CovarianceEstimator(
-            num_classes, feature_dim, covariance, ignore_index=ignore_index)
+            num_classes,
+            feature_dim,
+            covariance,
+            ignore_index=ignore_index,
+            sync_ranks=sync_ranks)
 
     @property
     def ignore_index(self) -> Optional[int]:

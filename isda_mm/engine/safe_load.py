@@ -30,11 +30,12 @@ def _history_buffer_state(self) -> dict:
 
 def _numpy_globals() -> list:
     try:  # numpy >= 2
-        from numpy._core.multiarray import _reconstruct
+        from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:
-        from numpy.core.multiarray import _reconstruct
+        from numpy.core.multiarray import _reconstruct, scalar
+    # Arrays and scalars of plain (non-object) dtypes only.
     dtypes = [type(np.dtype(t)) for t in np.typecodes['All'] if t != 'O']
-    return [_reconstruct, np.ndarray, np.dtype] + dtypes
+    return [_reconstruct, scalar, np.ndarray, np.dtype] + dtypes
 
 
 def register_safe_globals() -> None:
