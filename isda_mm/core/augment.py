@@ -9,12 +9,12 @@ bounds the expected cross-entropy over features translated by
 label, so it is computed once per class present in the batch (a K x C table)
 and gathered by label: no per-sample A x A or C x A tensor is ever built.
 """
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor
 
-from .estimator import check_label_range
+from .estimator import CovarianceEstimator, check_label_range
 
 
 class _FullQuadratic(torch.autograd.Function):
@@ -26,13 +26,14 @@ class _FullQuadratic(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weight: Tensor, cov: Tensor, classes: Tensor) -> Tensor:
-        # cov is all C covariances: multiplying each class's in place avoids
-        # gathering a K x A x A copy, which costs more than the product.
+    def forward(ctx, weight: Tensor, classes: Tensor,
+                covariance_of: Callable[[int], Tensor]) -> Tensor:
+        # One class's covariance at a time: gathering a K x A x A copy would
+        # cost more than the product itself.
         diff = weight[None] - weight[classes][:, None]  # (K, C, A)
         prod = torch.empty_like(diff)
         for k, c in enumerate(classes.tolist()):
-            torch.mm(diff[k], cov[c], out=prod[k])
+            torch.mm(diff[k], covariance_of(c).to(weight.dtype), out=prod[k])
         ctx.save_for_backward(prod, classes)
         return torch.linalg.vecdot(prod, diff)
 
@@ -63,7 +64,7 @@ def _diagonal_quadratic(weight: Tensor, var: Tensor,
 def isda_augment(logits: Tensor,
                  labels: Tensor,
                  weight: Tensor,
-                 covariance: Tensor,
+                 covariance: Union[Tensor, CovarianceEstimator],
                  ratio: float,
                  ignore_index: Optional[int] = None) -> Tensor:
     """Augmented logits ``logits + 0.5 * ratio * sigma2``.
@@ -72,9 +73,9 @@ def isda_augment(logits: Tensor,
         logits (Tensor): ``(N, C)`` classifier outputs ``W a + b``.
         labels (Tensor): ``(N,)`` integer labels.
         weight (Tensor): ``(C, A)`` classifier weight W.
-        covariance (Tensor): ``(C, A, A)`` full covariances or ``(C, A)``
-            diagonals, as kept by :class:`CovarianceEstimator`; treated as a
-            constant.
+        covariance (Tensor | CovarianceEstimator): ``(C, A, A)`` full
+            covariances or ``(C, A)`` diagonals, treated as constants; or the
+            estimator itself, which also serves its packed storage.
         ratio (float): lambda, the strength of the augmentation.
         ignore_index (int, optional): Rows with this label are returned
             unchanged. Defaults to None.
@@ -84,20 +85,28 @@ def isda_augment(logits: Tensor,
         and ``weight``; float32 or wider, also when the logits are half
         precision.
     """
-    _check(logits, labels, weight, covariance, ratio, ignore_index)
+    if isinstance(covariance, CovarianceEstimator):
+        stored = covariance.covariance
+        shape = covariance.covariance_shape
+        covariance_of = covariance.class_covariance
+    else:
+        stored = covariance.detach() if torch.is_tensor(covariance) else None
+        shape = getattr(covariance, 'shape', None)
+        covariance_of = stored.__getitem__ if stored is not None else None
+    _check(logits, labels, weight, stored, shape, ratio, ignore_index)
     if ratio == 0:
         return logits
     valid = None if ignore_index is None else labels != ignore_index
     kept = labels if valid is None else labels[valid]
     classes, inverse = torch.unique(kept, return_inverse=True)
-    dtype = torch.promote_types(covariance.dtype, torch.float32)
+    dtype = torch.promote_types(stored.dtype, torch.float32)
     with torch.autocast(logits.device.type, enabled=False):
         w = weight.to(dtype)
-        cov = covariance.detach()
-        if cov.dim() == 3:
-            table = _FullQuadratic.apply(w, cov.to(dtype), classes)
+        if len(shape) == 3:
+            table = _FullQuadratic.apply(w, classes, covariance_of)
         else:
-            table = _diagonal_quadratic(w, cov[classes].to(dtype), classes)
+            table = _diagonal_quadratic(w, stored[classes].to(dtype),
+                                        classes)
         # Ignored rows gather the extra zero row.
         table = torch.cat([table, table.new_zeros(1, table.shape[1])])
         rows = inverse
@@ -108,7 +117,7 @@ def isda_augment(logits: Tensor,
 
 
 def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
-           ratio: float, ignore_index: Optional[int]) -> None:
+           shape: tuple, ratio: float, ignore_index: Optional[int]) -> None:
     name = 'isda_augment'
     for arg, value in (('logits', logits), ('weight', weight),
                        ('covariance', covariance)):
@@ -126,11 +135,11 @@ def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
         raise ValueError(
             f'{name}: weight must be (C, A) with C={num_classes} as in the '
             f'logits, got {tuple(weight.shape)}')
-    if covariance.shape not in ((num_classes, dim), (num_classes, dim, dim)):
+    if tuple(shape) not in ((num_classes, dim), (num_classes, dim, dim)):
         raise ValueError(
             f'{name}: covariance must be ({num_classes}, {dim}, {dim}) or '
             f'({num_classes}, {dim}) to match the weight, '
-            f'got {tuple(covariance.shape)}')
+            f'got {tuple(shape)}')
     devices = {t.device for t in (logits, labels, weight, covariance)}
     if len(devices) > 1:
         raise ValueError(f'{name}: logits, labels, weight and covariance must '

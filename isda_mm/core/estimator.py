@@ -6,7 +6,7 @@ covariance of every feature seen so far, merged batch by batch with the exact
 pooled (population) formula rather than a moving average.
 """
 import warnings
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -100,6 +100,10 @@ class CovarianceEstimator(nn.Module):
         sync_ranks (bool): Under ``torch.distributed``, give every rank the
             statistics of the global batch (True), or keep per-rank
             statistics as the paper's code did (False). Defaults to True.
+        packed (bool): Store each full covariance as its upper triangle,
+            ``(C, A (A + 1) / 2)``, which halves the memory of ``'full'``
+            without changing a value; one class at a time is unpacked when
+            it is used. Defaults to False.
 
     Note:
         Counts are int64, so they stay exact far past 2^24, where a float32
@@ -112,7 +116,8 @@ class CovarianceEstimator(nn.Module):
                  covariance: str = 'full',
                  ignore_index: Optional[int] = None,
                  dtype: torch.dtype = torch.float32,
-                 sync_ranks: bool = True) -> None:
+                 sync_ranks: bool = True,
+                 packed: bool = False) -> None:
         super().__init__()
         for name, value in (('num_classes', num_classes), ('feature_dim',
                                                            feature_dim)):
@@ -128,12 +133,23 @@ class CovarianceEstimator(nn.Module):
         self.num_classes = num_classes
         self.feature_dim = feature_dim
         self.covariance_kind = covariance
+        if packed and covariance != 'full':
+            raise ValueError("packed=True stores full covariances; set "
+                             "covariance='full' or packed=False")
         self.ignore_index = ignore_index
         self.sync_ranks = sync_ranks
-        cov_shape = (num_classes, feature_dim) + (
-            (feature_dim, ) if covariance == 'full' else ())
-        self.register_buffer('mean', torch.zeros(cov_shape[:2], dtype=dtype))
-        self.register_buffer('covariance', torch.zeros(cov_shape, dtype=dtype))
+        self.packed = packed
+        self._triangle = None  # (rows, cols) of the upper triangle, cached
+        full = covariance == 'full'
+        self.covariance_shape = (num_classes, feature_dim) + (
+            (feature_dim, ) if full else ())
+        stored_shape = self.covariance_shape
+        if packed:
+            stored_shape = (num_classes, feature_dim * (feature_dim + 1) // 2)
+        self.register_buffer(
+            'mean', torch.zeros(num_classes, feature_dim, dtype=dtype))
+        self.register_buffer('covariance',
+                             torch.zeros(stored_shape, dtype=dtype))
         self.register_buffer('count',
                              torch.zeros(num_classes, dtype=torch.int64))
 
@@ -141,7 +157,28 @@ class CovarianceEstimator(nn.Module):
         return (f'num_classes={self.num_classes}, '
                 f'feature_dim={self.feature_dim}, '
                 f'covariance={self.covariance_kind!r}, '
-                f'ignore_index={self.ignore_index}')
+                f'ignore_index={self.ignore_index}, packed={self.packed}')
+
+    def class_covariance(self, c: int) -> Tensor:
+        """The ``(A, A)`` covariance of class ``c`` (a view unless packed).
+
+        Only for ``covariance='full'``.
+        """
+        if not self.packed:
+            return self.covariance[c]
+        rows, cols = self.triangle_indices()
+        cov = self.covariance.new_empty(self.feature_dim, self.feature_dim)
+        cov[rows, cols] = self.covariance[c]
+        cov[cols, rows] = self.covariance[c]
+        return cov
+
+    def triangle_indices(self) -> Tuple[Tensor, Tensor]:
+        """Row and column of each packed entry (row-major upper triangle)."""
+        device = self.covariance.device
+        if self._triangle is None or self._triangle[0].device != device:
+            dim = self.feature_dim
+            self._triangle = tuple(torch.triu_indices(dim, dim, device=device))
+        return self._triangle
 
     @torch.no_grad()
     def update(self, features: Tensor, labels: Tensor) -> bool:
@@ -193,7 +230,10 @@ class CovarianceEstimator(nn.Module):
         trace (the average feature variance summed over dimensions)."""
         seen = self.count > 0
         var = self.covariance
-        if self.covariance_kind == 'full':
+        if self.packed:
+            rows, cols = self.triangle_indices()
+            var = var[:, rows == cols]
+        elif self.covariance_kind == 'full':
             var = torch.diagonal(var, dim1=1, dim2=2)
         trace = var.sum(1)[seen].mean() if seen.any() else var.new_zeros(())
         return dict(classes_seen=seen.sum(), mean_trace=trace)
@@ -215,9 +255,11 @@ class CovarianceEstimator(nn.Module):
                              count.tolist())
         for c, x, m, w_c, d_c in zip(classes.tolist(), blocks, count.tolist(),
                                      w.tolist(), d):
-            cov = self.covariance[c]
+            cov = self.class_covariance(c)
             cov.addmm_(x.T, x, beta=1 - w_c, alpha=w_c / m)
             cov.addr_(d_c, d_c, alpha=w_c * (1 - w_c))
+            if self.packed:
+                self.covariance[c] = cov[self.triangle_indices()]
         self.mean[classes] -= w[:, None] * d
         self.count[classes] += count
 

@@ -24,6 +24,7 @@ class ISDALoss(nn.Module):
             the statistics nor get augmented. Defaults to None.
         sync_ranks (bool): See :class:`CovarianceEstimator`.
             Defaults to True.
+        packed (bool): See :class:`CovarianceEstimator`. Defaults to False.
     """
 
     def __init__(self,
@@ -31,14 +32,16 @@ class ISDALoss(nn.Module):
                  feature_dim: int,
                  covariance: str = 'full',
                  ignore_index: Optional[int] = None,
-                 sync_ranks: bool = True) -> None:
+                 sync_ranks: bool = True,
+                 packed: bool = False) -> None:
         super().__init__()
         self.estimator = CovarianceEstimator(
             num_classes,
             feature_dim,
             covariance,
             ignore_index=ignore_index,
-            sync_ranks=sync_ranks)
+            sync_ranks=sync_ranks,
+            packed=packed)
 
     @property
     def ignore_index(self) -> Optional[int]:
@@ -59,8 +62,8 @@ class ISDALoss(nn.Module):
             Tensor: The augmented logits, ``(N, C)``.
         """
         self.estimator.update(features, labels)
-        return isda_augment(logits, labels, weight, self.estimator.covariance,
-                            ratio, self.ignore_index)
+        return isda_augment(logits, labels, weight, self.estimator, ratio,
+                            self.ignore_index)
 
     def forward(self,
                 features: Tensor,

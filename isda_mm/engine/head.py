@@ -30,7 +30,8 @@ class ISDAHeadMixin:
                   covariance: str,
                   lambda_by: str = 'iter',
                   ignore_index: Optional[int] = None,
-                  sync_ranks: bool = True) -> None:
+                  sync_ranks: bool = True,
+                  packed_covariance: bool = False) -> None:
         """Build the estimator and check the ISDA settings.
 
         Args:
@@ -43,6 +44,8 @@ class ISDAHeadMixin:
             ignore_index (int, optional): Label to skip. Defaults to None.
             sync_ranks (bool): Identical statistics on every DDP rank
                 (True) or per-rank statistics (False). Defaults to True.
+            packed_covariance (bool): Store full covariances as triangles,
+                half the memory. Defaults to False.
         """
         name = type(self).__name__
         if not isinstance(lambda0, (int, float)) or lambda0 < 0:
@@ -54,7 +57,7 @@ class ISDAHeadMixin:
         self.lambda0 = float(lambda0)
         self.lambda_by = lambda_by
         self.isda = ISDALoss(num_classes, feature_dim, covariance,
-                             ignore_index, sync_ranks)
+                             ignore_index, sync_ranks, packed_covariance)
 
     def isda_augment(self, features: Tensor, logits: Tensor, labels: Tensor,
                      weight: Tensor) -> Tensor:

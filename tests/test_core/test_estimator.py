@@ -163,3 +163,38 @@ def test_state_dict_round_trip(kind, shape):
     other.load_state_dict(state)
     for name, value in other.state_dict().items():
         assert torch.equal(value, state[name])
+
+
+def test_packed_storage_matches_full():
+    batches = make_batches([9, 30, 1, 17])
+    full = CovarianceEstimator(C, A, 'full', ignore_index=IGNORE)
+    packed = CovarianceEstimator(C, A, 'full', ignore_index=IGNORE,
+                                 packed=True)
+    assert packed.covariance.shape == (C, A * (A + 1) // 2)
+    for features, labels in batches:
+        full.update(features, labels)
+        packed.update(features, labels)
+    assert torch.equal(full.count, packed.count)
+    assert torch.equal(full.mean, packed.mean)
+    # Equal up to float32 rounding (the dense lower triangle is computed,
+    # the packed one mirrored).
+    for c in range(C):
+        torch.testing.assert_close(packed.class_covariance(c),
+                                   full.covariance[c], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(packed.summary()['mean_trace'],
+                               full.summary()['mean_trace'])
+    assert_matches_reference(packed_as_full(packed), batches, atol=1e-5)
+
+
+def packed_as_full(est):
+    out = CovarianceEstimator(C, A, 'full')
+    out.mean.copy_(est.mean)
+    out.count.copy_(est.count)
+    out.covariance.copy_(
+        torch.stack([est.class_covariance(c) for c in range(C)]))
+    return out
+
+
+def test_packed_needs_full():
+    with pytest.raises(ValueError, match="set covariance='full'"):
+        CovarianceEstimator(C, A, 'diagonal', packed=True)

@@ -46,3 +46,18 @@ def test_zero_ratio_is_plain_cross_entropy():
         F.cross_entropy(logits, labels, weight=class_weight,
                         reduction='sum'))
     assert loss_fn.estimator.count.sum() == 8
+
+
+def test_packed_covariance_gives_the_same_loss():
+    fc = torch.nn.Linear(A, C)
+    features = torch.randn(12, A)
+    labels = torch.randint(C, (12, ))
+    results = []
+    for packed in (False, True):
+        loss_fn = ISDALoss(C, A, 'full', packed=packed)
+        fc.zero_grad()
+        loss = loss_fn(features, fc(features), labels, fc.weight, 0.8)
+        loss.backward()
+        results.append((loss.detach(), fc.weight.grad.clone()))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-6,
+                               atol=1e-6)
