@@ -235,8 +235,10 @@ class CovarianceEstimator(nn.Module):
             var = var[:, rows == cols]
         elif self.covariance_kind == 'full':
             var = torch.diagonal(var, dim1=1, dim2=2)
-        trace = var.sum(1)[seen].mean() if seen.any() else var.new_zeros(())
-        return dict(classes_seen=seen.sum(), mean_trace=trace)
+        # Masked sums rather than indexing: no host-device sync per step.
+        num_seen = seen.sum()
+        trace = (var.sum(1) * seen).sum() / num_seen.clamp(min=1)
+        return dict(classes_seen=num_seen, mean_trace=trace)
 
     def _update_full(self, features: Tensor, labels: Tensor) -> None:
         """The pooled merge, written into the (C, A, A) buffer in place.
