@@ -1,13 +1,17 @@
-"""ISDA for OpenMMLab. ``import isda_mm`` makes mmengine checkpoints load
-safely on torch >= 2.6 (see :mod:`isda_mm.engine.safe_load`)."""
+"""ISDA for OpenMMLab.
+
+``import isda_mm`` registers the ISDA heads of every installed toolkit (and
+quietly skips absent ones), and makes mmengine checkpoints load safely on
+torch >= 2.6 (see :mod:`isda_mm.engine.safe_load`).
+"""
+from importlib.util import find_spec
+
 from .version import __version__
 
-try:
-    import mmengine  # noqa: F401
-except ImportError:  # the torch-only core still works
-    pass
-else:
+if find_spec('mmengine') is not None:  # without it, only the core works
     from .engine import register_safe_globals
     register_safe_globals()
+    if find_spec('mmpretrain') is not None:
+        from . import classification  # noqa: F401
 
 __all__ = ['__version__']

@@ -1,0 +1,151 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from isda_reference import reference_augment
+from mmengine.runner import load_checkpoint, save_checkpoint
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+import isda_mm  # noqa: F401
+
+C, IN = 4, 6
+STOCK = {
+    'LinearClsHead': dict(num_classes=C, in_channels=IN),
+    'StackedLinearClsHead': dict(num_classes=C, in_channels=IN,
+                                 mid_channels=[5]),
+    'VisionTransformerClsHead': dict(num_classes=C, in_channels=IN,
+                                     hidden_dim=7),
+}
+
+
+def feats_for(head_type, n=10):
+    if head_type == 'VisionTransformerClsHead':
+        return ([torch.randn(n, IN, 2, 2), torch.randn(n, IN)], )
+    return (torch.randn(n, IN), )
+
+
+def samples(n=10, soft=False):
+    out = []
+    for label in torch.randint(C, (n, )).tolist():
+        s = DataSample().set_gt_label(label)
+        if soft:
+            s.set_gt_score(F.one_hot(torch.tensor(label), C).float())
+        out.append(s)
+    return out
+
+
+def build_pair(head_type, **isda):
+    stock = MODELS.build(dict(type=head_type, **STOCK[head_type]))
+    head = MODELS.build(dict(type='ISDA' + head_type, **STOCK[head_type],
+                             **isda))
+    head.load_state_dict(stock.state_dict(), strict=False)
+    return stock, head
+
+
+@pytest.mark.parametrize('head_type', STOCK)
+def test_predict_is_stock(head_type):
+    stock, head = build_pair(head_type, lambda0=2.0)
+    feats = feats_for(head_type)
+    head.loss(feats, samples())  # statistics change nothing at test time
+    stock.eval(), head.eval()
+    for got, want in zip(head.predict(feats), stock.predict(feats)):
+        assert torch.equal(got.pred_score, want.pred_score)
+
+
+@pytest.mark.parametrize('head_type', STOCK)
+@pytest.mark.parametrize('loss', [
+    dict(type='CrossEntropyLoss', loss_weight=0.7,
+         class_weight=[1.0, 2.0, 0.5, 1.5]),
+    dict(type='LabelSmoothLoss', label_smooth_val=0.1, loss_weight=2.0),
+])
+def test_lambda0_zero_gives_stock_loss(head_type, loss):
+    stock, head = build_pair(head_type, lambda0=0.0)
+    stock.loss_module = head.loss_module = MODELS.build(loss)
+    feats, data = feats_for(head_type), samples()
+    got = head.loss(feats, copy.deepcopy(data))
+    want = stock.loss(feats, copy.deepcopy(data))
+    assert torch.equal(got['loss'], want['loss'])
+    assert got['isda_lambda'] == 0
+    assert head.isda.estimator.count.sum() == len(data)
+
+
+@pytest.mark.parametrize('head_type', STOCK)
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+def test_loss_is_cross_entropy_of_augmented_logits(head_type, covariance):
+    _, head = build_pair(head_type, lambda0=1.5, covariance=covariance)
+    head = head.double()
+    feats = tuple(f.double() if torch.is_tensor(f) else [x.double()
+                                                         for x in f]
+                  for f in feats_for(head_type))
+    data = samples()
+    losses = head.loss(feats, data)  # outside a runner: lambda = lambda0
+    assert losses['isda_lambda'] == 1.5
+    labels = torch.cat([s.gt_label for s in data])
+    features = head.pre_logits(feats)
+    fc = head.final_linear
+    cov = head.isda.estimator.covariance
+    ref = F.cross_entropy(
+        reference_augment(fc(features), labels, fc.weight, cov, 1.5), labels)
+    torch.testing.assert_close(losses['loss'], ref, rtol=1e-10, atol=1e-10)
+    losses['loss'].backward()
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters())
+
+
+def test_accuracy_on_plain_logits():
+    _, head = build_pair('LinearClsHead', lambda0=50.0, cal_acc=True)
+    feats, data = feats_for('LinearClsHead'), samples()
+    losses = head.loss(feats, data)
+    labels = torch.cat([s.gt_label for s in data])
+    plain = (head(feats).argmax(1) == labels).float().mean() * 100
+    torch.testing.assert_close(losses['accuracy_top-1'][0].squeeze(), plain)
+
+
+@pytest.mark.parametrize('loss, match', [
+    (dict(type='CrossEntropyLoss', use_sigmoid=True),
+     r'CrossEntropyLoss with use_sigmoid=True; use one of'),
+    (dict(type='FocalLoss'), r'model.head.loss is FocalLoss'),
+    (dict(type='CrossEntropyLoss', use_soft=True),
+     r'model.head.loss.use_soft=True'),
+])
+def test_unsupported_loss_fails_at_build(loss, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='ISDALinearClsHead', num_classes=C,
+                          in_channels=IN, loss=loss))
+
+
+def test_soft_labels_fail_with_advice():
+    head = MODELS.build(dict(type='ISDALinearClsHead', num_classes=C,
+                             in_channels=IN))
+    with pytest.raises(ValueError, match='batch_augments'):
+        head.loss(feats_for('LinearClsHead'), samples(soft=True))
+    assert head.isda.estimator.count.sum() == 0
+
+
+def test_feature_width_mismatch_names_the_key():
+    head = MODELS.build(dict(type='ISDALinearClsHead', num_classes=C,
+                             in_channels=IN))
+    with pytest.raises(ValueError,
+                       match=r'set model.head.in_channels=9'):
+        head.loss((torch.randn(4, 9), ), samples(4))
+
+
+def test_bad_isda_setting():
+    with pytest.raises(ValueError, match='lambda_by must be one of'):
+        MODELS.build(dict(type='ISDALinearClsHead', num_classes=C,
+                          in_channels=IN, lambda_by='step'))
+
+
+def test_checkpoint_loads_into_stock_head(tmp_path):
+    _, head = build_pair('LinearClsHead', lambda0=1.0)
+    head.loss(feats_for('LinearClsHead'), samples())
+    state = head.state_dict()
+    assert {'isda.estimator.mean', 'isda.estimator.covariance',
+            'isda.estimator.count'} <= set(state)
+    save_checkpoint(state, str(tmp_path / 'isda.pth'))
+    stock = MODELS.build(dict(type='LinearClsHead', **STOCK['LinearClsHead']))
+    load_checkpoint(stock, str(tmp_path / 'isda.pth'))
+    feats = feats_for('LinearClsHead')
+    head.eval(), stock.eval()
+    assert torch.equal(head(feats), stock(feats))
