@@ -8,7 +8,7 @@ setup:
 	@bash tools/setup_env.sh
 
 demo: setup
-	$(PY) tools/benchmark.py
+	$(PY) tools/demo.py
 
 benchmark: setup
 	$(PY) tools/benchmark.py

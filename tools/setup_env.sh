@@ -96,8 +96,9 @@ fi
 pip_ install -q --no-deps "$WHEELDIR"/mmcv-*.whl
 
 CURRENT="OpenMMLab toolkits"
-step "installing mmengine, mmpretrain, mmsegmentation, mmdet and test tools"
-pip_ install -q -r "$ROOT/requirements/mm.txt" -r "$ROOT/requirements/tests.txt"
+step "installing mmengine, mmpretrain, mmsegmentation, mmdet, test and demo tools"
+pip_ install -q -r "$ROOT/requirements/mm.txt" -r "$ROOT/requirements/tests.txt" \
+  -r "$ROOT/requirements/demo.txt"
 
 CURRENT="isda_mm"
 step "installing isda_mm in editable mode"
