@@ -94,6 +94,8 @@ def use_gloo_on_cpu(cfg: Config) -> None:
 def main():
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
+    if hasattr(isda_mm, 'classification'):
+        isda_mm.classification.check_config(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

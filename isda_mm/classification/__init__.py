@@ -1,4 +1,4 @@
 """mmpretrain adapters: ISDA heads (and the paper's CIFAR backbones)."""
-from .heads import ISDAClsHeadMixin  # noqa: F401  (registers ISDA<Head>)
+from .heads import ISDAClsHeadMixin, check_config  # registers ISDA<Head>
 
-__all__ = ['ISDAClsHeadMixin']
+__all__ = ['ISDAClsHeadMixin', 'check_config']

@@ -126,3 +126,26 @@ class ISDAClsHeadMixin(ISDAHeadMixin):
 
 
 register_isda_heads(ISDAClsHeadMixin, FINAL_LINEAR, MODELS)
+
+
+def check_config(cfg) -> None:
+    """Refuse, before anything is built, batch augments that make soft labels.
+
+    Mixup and CutMix give every sample a mixed ``gt_score``; the ISDA bound
+    is for hard labels, so an ISDA head with them is a config error.
+    ``tools/train.py`` calls this; the heads also refuse soft labels at the
+    first batch, for other tools.
+    """
+    model = cfg.get('model') or {}
+    head = model.get('head')
+    if not isinstance(head, dict) or not str(head.get('type',
+                                                      '')).startswith('ISDA'):
+        return
+    for key, pre in (('model.data_preprocessor',
+                      model.get('data_preprocessor')),
+                     ('data_preprocessor', cfg.get('data_preprocessor'))):
+        if isinstance(pre, dict) and pre.get('batch_augments'):
+            raise ValueError(
+                f"{head['type']}: {key}.batch_augments (Mixup, CutMix) makes "
+                'soft labels, which the ISDA bound does not cover; set '
+                f'{key}.batch_augments=None or use the stock head')

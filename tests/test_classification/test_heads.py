@@ -149,3 +149,21 @@ def test_checkpoint_loads_into_stock_head(tmp_path):
     feats = feats_for('LinearClsHead')
     head.eval(), stock.eval()
     assert torch.equal(head(feats), stock(feats))
+
+
+@pytest.mark.parametrize('where', ['model', 'top'])
+def test_batch_augments_refused_when_the_config_is_built(where):
+    from mmengine.config import Config
+
+    from isda_mm.classification import check_config
+    pre = dict(batch_augments=dict(augments=[dict(type='Mixup', alpha=0.8)]))
+    cfg = dict(model=dict(head=dict(type='ISDALinearClsHead')))
+    if where == 'model':
+        cfg['model']['data_preprocessor'] = pre
+    else:
+        cfg['data_preprocessor'] = pre
+    with pytest.raises(ValueError, match=r'data_preprocessor.batch_augments'
+                       r'=None or use the stock head'):
+        check_config(Config(cfg))
+    cfg['model']['head']['type'] = 'LinearClsHead'
+    check_config(Config(cfg))  # the stock head takes them
