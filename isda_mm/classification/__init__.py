@@ -1,4 +1,5 @@
-"""mmpretrain adapters: ISDA heads (and the paper's CIFAR backbones)."""
+"""mmpretrain adapters: the ISDA heads and the paper's CIFAR backbones."""
+from .backbones import CIFARResNet, WideResNet
 from .heads import ISDAClsHeadMixin, check_config  # registers ISDA<Head>
 
-__all__ = ['ISDAClsHeadMixin', 'check_config']
+__all__ = ['CIFARResNet', 'ISDAClsHeadMixin', 'WideResNet', 'check_config']

@@ -1,0 +1,10 @@
+# ISDA on ResNet-101, ImageNet-1k: the paper's ImageNet setting (diagonal
+# covariance, lambda0 = 5.0 reached linearly by epoch).
+_base_ = './resnet101_8xb64-coslr-300e_in1k.py'
+
+model = dict(
+    head=dict(
+        type='ISDALinearClsHead',
+        lambda0=5.0,
+        covariance='diagonal',
+        lambda_by='epoch'))

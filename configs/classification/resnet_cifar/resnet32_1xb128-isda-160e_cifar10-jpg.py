@@ -1,0 +1,10 @@
+# ISDA on ResNet-32, CIFAR-10 JPEG copy: full covariance, lambda0 = 0.5 by
+# epoch.
+_base_ = './resnet32_1xb128-160e_cifar10-jpg.py'
+
+model = dict(
+    head=dict(
+        type='ISDALinearClsHead',
+        lambda0=0.5,
+        covariance='full',
+        lambda_by='epoch'))

@@ -1,0 +1,9 @@
+# ISDA on ResNet-32, CIFAR-100: full covariance, lambda0 = 0.5 by epoch.
+_base_ = './resnet32_1xb128-160e_cifar100.py'
+
+model = dict(
+    head=dict(
+        type='ISDALinearClsHead',
+        lambda0=0.5,
+        covariance='full',
+        lambda_by='epoch'))
