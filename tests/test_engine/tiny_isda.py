@@ -1,5 +1,7 @@
 """A tiny mmengine model whose head gets ISDA through the shared mechanism,
 for tests of the engine layer (schedule, logging, DDP, resume)."""
+import uuid
+
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
@@ -99,6 +101,8 @@ def runner_cfg(work_dir, head=None, max_epochs=2, batch_size=4, **kwargs):
             checkpoint=dict(type='CheckpointHook', interval=1)),
         randomness=dict(seed=0),
         default_scope='mmengine',
-        log_level='WARNING')
+        log_level='WARNING',
+        # Runners made in the same second would share a MessageHub.
+        experiment_name=f'tiny_{uuid.uuid4().hex}')
     cfg.update(kwargs)
     return cfg
