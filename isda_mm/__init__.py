@@ -13,5 +13,7 @@ if find_spec('mmengine') is not None:  # without it, only the core works
     register_safe_globals()
     if find_spec('mmpretrain') is not None:
         from . import classification  # noqa: F401
+    if find_spec('mmseg') is not None:
+        from . import segmentation  # noqa: F401
 
 __all__ = ['__version__']
