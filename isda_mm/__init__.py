@@ -15,5 +15,7 @@ if find_spec('mmengine') is not None:  # without it, only the core works
         from . import classification  # noqa: F401
     if find_spec('mmseg') is not None:
         from . import segmentation  # noqa: F401
+    if find_spec('mmdet') is not None:
+        from . import detection  # noqa: F401
 
 __all__ = ['__version__']

@@ -40,7 +40,7 @@ def build_pair(head_type, **isda):
     stock = MODELS.build(dict(type=head_type, **STOCK[head_type]))
     head = MODELS.build(dict(type='ISDA' + head_type, **STOCK[head_type],
                              **isda))
-    head.load_state_dict(stock.state_dict(), strict=False)
+    head.load_state_dict({**head.state_dict(), **stock.state_dict()})
     return stock, head
 
 

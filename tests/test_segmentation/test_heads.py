@@ -41,7 +41,7 @@ def build_pair(head_type, **isda):
     args = dict(HEADS[head_type], num_classes=C, dropout_ratio=0)
     stock = MODELS.build(dict(type=head_type, **args))
     head = MODELS.build(dict(type='ISDA' + head_type, **args, **isda))
-    head.load_state_dict(stock.state_dict(), strict=False)
+    head.load_state_dict({**head.state_dict(), **stock.state_dict()})
     return stock, head
 
 

@@ -1,0 +1,150 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from isda_reference import reference_augment, reference_statistics
+from mmdet.registry import MODELS
+
+import isda_mm  # noqa: F401
+
+C, IN, ROI = 3, 4, 3  # foreground classes; background is label C
+BG = C
+HEADS = {
+    'BBoxHead': dict(with_avg_pool=True, in_channels=IN, roi_feat_size=ROI),
+    'ConvFCBBoxHead': dict(num_shared_convs=1, num_shared_fcs=1,
+                           num_cls_fcs=1, in_channels=IN, conv_out_channels=5,
+                           fc_out_channels=6, roi_feat_size=ROI),
+    'Shared2FCBBoxHead': dict(in_channels=IN, fc_out_channels=6,
+                              roi_feat_size=ROI),
+    'Shared4Conv1FCBBoxHead': dict(in_channels=IN, conv_out_channels=5,
+                                   fc_out_channels=6, roi_feat_size=ROI),
+    'DoubleConvFCBBoxHead': dict(num_convs=1, num_fcs=1, in_channels=IN,
+                                 conv_out_channels=8, fc_out_channels=6,
+                                 roi_feat_size=ROI),
+}
+
+
+def build_pair(head_type, **isda):
+    args = dict(HEADS[head_type], num_classes=C)
+    stock = MODELS.build(dict(type=head_type, **args))
+    head = MODELS.build(dict(type='ISDA' + head_type, **args, **isda))
+    head.load_state_dict({**head.state_dict(), **stock.state_dict()})
+    return stock, head
+
+
+def make_rois(n=12, seed=0):
+    """RoI features and the targets ``get_targets`` would give them."""
+    gen = torch.Generator().manual_seed(seed)
+    feats = torch.randn(n, IN, ROI, ROI, generator=gen)
+    labels = torch.arange(n) % (C + 1)  # every class and background
+    weights = torch.ones(n)
+    weights[-2:] = 0  # ignored by the sampler
+    targets = torch.randn(n, 4, generator=gen)
+    target_weights = (labels < BG).float()[:, None].expand(n, 4)
+    rois = torch.cat([torch.zeros(n, 1), torch.rand(n, 4, generator=gen)],
+                     1)
+    return feats, rois, labels, weights, targets, target_weights
+
+
+def head_loss(head, feats, rois, labels, *targets):
+    # Double-Head takes separate RoI features for its two branches.
+    double = 'DoubleConvFCBBoxHead' in type(head).__name__
+    cls_score, bbox_pred = head(feats, feats) if double else head(feats)
+    return head.loss(cls_score, bbox_pred, rois, labels, *targets)
+
+
+@pytest.mark.parametrize('head_type', HEADS)
+def test_lambda0_zero_gives_stock_loss(head_type):
+    stock, head = build_pair(head_type, lambda0=0.0)
+    feats, rois, *targets = make_rois()
+    got = head_loss(head, feats, rois, *targets)
+    want = head_loss(stock, feats, rois, *targets)
+    for key in ('loss_cls', 'loss_bbox', 'acc'):
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+    assert got['isda_lambda'] == 0
+
+
+@pytest.mark.parametrize('background', ['exclude', 'augment'])
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+def test_loss_matches_reference(covariance, background):
+    stock, head = build_pair('Shared2FCBBoxHead', lambda0=2.0,
+                             covariance=covariance, background=background)
+    feats, rois, labels, weights, *rest = make_rois()
+    seen = {}
+    head.fc_cls.register_forward_hook(
+        lambda m, args, out: seen.update(x=args[0].detach()))
+    got = head_loss(head, feats, rois, labels, weights, *rest)
+
+    # Sampler-ignored RoIs never count; background only when augmented.
+    used = weights > 0
+    if background == 'exclude':
+        used &= labels != BG
+    skip = torch.where(used, labels, -1)
+    mean, cov, count = reference_statistics(
+        [(seen['x'], skip)], C + 1, ignore_index=-1,
+        full=covariance == 'full')
+    estimator = head.isda.estimator
+    assert torch.equal(estimator.count, count)
+    torch.testing.assert_close(estimator.mean.double(), mean)
+    torch.testing.assert_close(estimator.covariance.double(), cov)
+
+    # Outside a runner lambda = lambda0; the stock loss_cls (label weights,
+    # mean over RoIs with weight > 0) scores the reference logits.
+    logits = stock(feats)[0].double()
+    augmented = reference_augment(logits, skip, head.fc_cls.weight.double(),
+                                  cov, 2.0, ignore_index=-1)
+    want = (F.cross_entropy(augmented, labels, reduction='none') *
+            weights).sum() / (weights > 0).sum()
+    torch.testing.assert_close(got['loss_cls'].double(), want)
+    torch.testing.assert_close(got['acc'], stock.loss(
+        stock(feats)[0], None, rois, labels, weights, *rest)['acc'])
+
+
+def test_backward_reaches_every_parameter():
+    _, head = build_pair('Shared2FCBBoxHead', lambda0=1.0, covariance='full',
+                         background='augment')
+    feats, rois, *targets = make_rois()
+    losses = head_loss(head, feats, rois, *targets)
+    (losses['loss_cls'] + losses['loss_bbox']).backward()
+    for name, param in head.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+        assert torch.isfinite(param.grad).all(), name
+
+
+def test_eval_predicts_as_stock_and_keeps_nothing():
+    stock, head = build_pair('Shared2FCBBoxHead', lambda0=7.5)
+    head_loss(head, *make_rois())
+    stock.eval(), head.eval()
+    feats = make_rois(seed=1)[0]
+    for got, want in zip(head(feats), stock(feats)):
+        assert torch.equal(got, want)
+    assert head._isda_seen is None
+
+
+def test_foreign_logits_are_refused():
+    _, head = build_pair('Shared2FCBBoxHead')
+    feats, rois, *targets = make_rois()
+    cls_score, bbox_pred = head(feats)
+    with pytest.raises(RuntimeError, match='not the output of its last'):
+        head.loss(cls_score.clone(), bbox_pred, rois, *targets)
+
+
+@pytest.mark.parametrize('change, match', [
+    (dict(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True)),
+     'use_sigmoid'),
+    (dict(loss_cls=dict(type='FocalLoss')), 'loss_cls is FocalLoss'),
+    (dict(cls_predictor_cfg=dict(type='NormedLinear')),
+     "cls_predictor_cfg=dict\\(type='Linear'\\)"),
+    (dict(background='ignore'), 'background must be one of'),
+    (dict(covariance='low-rank'), 'covariance must be one of'),
+])
+def test_bad_config_fails_at_build(change, match):
+    cfg = dict(type='ISDAShared2FCBBoxHead', num_classes=C,
+               **HEADS['Shared2FCBBoxHead'])
+    with pytest.raises(ValueError, match=match):
+        MODELS.build({**cfg, **change})
+
+
+def test_one_stage_head_fails_at_build():
+    with pytest.raises(ValueError, match='one-stage dense head'):
+        MODELS.build(dict(type='ISDARetinaHead', num_classes=C,
+                          in_channels=IN))
