@@ -1,0 +1,15 @@
+# Cascade Mask R-CNN, R-50 FPN, multi-scale 3x schedule on COCO, from the
+# ResNet-50 pre-trained on ImageNet with ISDA: the paper's COCO protocol (the
+# detector itself is trained as usual). Only the backbone's initial weights
+# differ from cascade-mask-rcnn_r50_fpn_ms-3x_coco.py; how to make the
+# checkpoint is in README.md.
+_base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_ms-3x_coco.py'
+custom_imports = dict(imports=['isda_mm'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        init_cfg=dict(
+            type='Pretrained',
+            prefix='backbone.',
+            checkpoint='checkpoints/'
+            'resnet50_8xb64-isda-coslr-300e_in1k.pth')))
