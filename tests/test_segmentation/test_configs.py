@@ -27,8 +27,13 @@ def test_config_builds(path):
     assert 'isda_mm' in cfg.custom_imports.imports
     model = MODELS.build(cfg.model)
     for key in HEADS:
-        if cfg.model.get(key):
-            assert type(getattr(model, key)).__name__ == cfg.model[key].type
+        heads = cfg.model.get(key)
+        if not heads:
+            continue
+        built = getattr(model, key)
+        if isinstance(heads, dict):
+            heads, built = [heads], [built]
+        assert [type(h).__name__ for h in built] == [h.type for h in heads]
 
 
 @pytest.mark.parametrize(
@@ -40,10 +45,18 @@ def test_isda_config_is_baseline_plus_heads(path):
     for key in HEADS:
         if key not in baseline['model']:
             continue
-        head, stock = isda['model'].pop(key), baseline['model'].pop(key)
-        assert head.pop('type') == 'ISDA' + stock.pop('type')
-        assert set(head) - set(stock) <= ISDA_KEYS
-        assert head.pop('lambda0') == 7.5
-        assert head.pop('covariance') == 'diagonal'
-        assert {k: head[k] for k in stock} == stock
+        heads, stocks = isda['model'].pop(key), baseline['model'].pop(key)
+        if isinstance(stocks, dict):
+            heads, stocks = [heads], [stocks]
+        assert len(heads) == len(stocks)
+        for head, stock in zip(heads, stocks):
+            assert head.pop('type') == 'ISDA' + stock.pop('type')
+            assert set(head) - set(stock) <= ISDA_KEYS
+            assert head.pop('lambda0') == 7.5
+            assert head.pop('covariance') == 'diagonal'
+            assert {k: head[k] for k in stock} == stock
+    # Helper variables of the configs, not settings.
+    for cfg in (isda, baseline):
+        for key in ('isda', 'aux_head', 'stage'):
+            cfg.pop(key, None)
     assert isda == baseline

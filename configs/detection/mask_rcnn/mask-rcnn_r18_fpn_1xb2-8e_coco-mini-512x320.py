@@ -1,0 +1,57 @@
+# Mask R-CNN, R-18 FPN trained from scratch on COCO-MINI: the CPU-budget
+# comparison of ISDA in the RoI head (mask-rcnn_r18_fpn_1xb2-isda-8e_...).
+# COCO-MINI is the copy of /work/shared/data (DATA.md): 80 train and 79 val
+# COCO-2017 images with their original instance annotations. Unpack it from
+# the repository root with
+#     mkdir -p data && tar xf ../shared/data/coco_mini.tar -C data/
+# No ImageNet weights can be downloaded here, so the backbone starts from
+# random weights and trains with its BN layers (the zoo freezes the stem and
+# BN statistics of a pre-trained backbone); images at most 512x320.
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['isda_mm'], allow_failed_imports=False)
+
+data_root = 'data/coco_mini/'
+scale = (512, 320)
+model = dict(
+    backbone=dict(
+        depth=18, frozen_stages=-1, norm_eval=False, init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256, 512]))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+train_dataloader = dict(
+    num_workers=2,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    num_workers=2,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+
+# 8 epochs of 40 iterations; lr 0.02 of 16 images scaled linearly to 2,
+# a 100-iteration linear warm-up, x0.1 after epoch 6.
+max_epochs = 8
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
+         end=100),
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
+         milestones=[6], gamma=0.1),
+]
+optim_wrapper = dict(optimizer=dict(lr=0.0025))
+default_hooks = dict(logger=dict(interval=10))
