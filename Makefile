@@ -12,6 +12,7 @@ demo: setup
 
 benchmark: setup
 	$(PY) tools/benchmark.py
+	$(PY) tools/benchmark.py --head
 
 lint: setup
 	$(PY) -m ruff check .

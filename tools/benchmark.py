@@ -25,6 +25,7 @@ Run from the repository root::
 
     python tools/benchmark.py                  # CPU, the three shapes
     python tools/benchmark.py --device cuda    # on a GPU
+    python tools/benchmark.py --head           # through a real mmseg head
     python tools/benchmark.py --shapes cifar100-wrn --repeats 5 \\
         --output benchmark.md
 
@@ -452,14 +453,24 @@ def time_steps(impl: str,
         dict: ``ms`` (median), ``min_ms``, ``repeats``, ``peak_mb`` (peak
         memory added by the steps, MiB).
     """
+    inputs = make_inputs(shape, device, seed)
+    state, step = build_step(impl, shape, inputs, ratio)
+    return measure(step, device, repeats, warmup, budget_s)
+
+
+def measure(step,
+            device: str,
+            repeats: Optional[int] = None,
+            warmup: int = 1,
+            budget_s: float = 6.0) -> Dict[str, float]:
+    """Median time and peak added memory of ``step()`` (arguments as in
+    :func:`time_steps`)."""
     cuda = device.startswith('cuda')
 
     def sync() -> None:
         if cuda:
             torch.cuda.synchronize(device)
 
-    inputs = make_inputs(shape, device, seed)
-    state, step = build_step(impl, shape, inputs, ratio)
     gc.collect()
     sync()
     if cuda:
@@ -490,6 +501,148 @@ def time_steps(impl: str,
         min_ms=min(times) * 1e3,
         repeats=repeats,
         peak_mb=max(peak, 0) / 2**20)
+
+
+# --------------------------------------------------------------------------
+# Through a real segmentation head
+# --------------------------------------------------------------------------
+
+HEAD_IMPLS = ('stock', 'dense', 'isda_mm')
+# A 2 x 512 x 1024 crop seen at 1/8 resolution by a head whose conv_seg
+# takes A = 512 channels, Cityscapes' 19 classes (issue 6).
+HEAD_ROW = dict(batch=2, height=64, width=128, stride=8, channels=512,
+                classes=19)
+
+
+def build_head_step(impl: str,
+                    device: str,
+                    ratio: float,
+                    seed: int = 0,
+                    row: Optional[dict] = None):
+    """An mmseg ``FCNHead`` training step (forward, ``loss``, backward to
+    the features) on one batch, with its labels at full resolution.
+
+    ``stock`` is ``FCNHead``; ``isda_mm`` is ``ISDAFCNHead``; ``dense`` is
+    ``ISDAFCNHead`` whose statistics and augmented logits come from the
+    dense algorithm on the non-ignored pixels. ``num_convs=0`` leaves
+    ``conv_seg`` as the head's only layer, so the ISDA part is what differs.
+    ``row`` overrides :data:`HEAD_ROW` (tests use a small one).
+
+    Returns:
+        tuple: ``(head, step)``; ``step()`` returns the total loss.
+    """
+    from mmengine.structures import PixelData
+    from mmseg.models.decode_heads import FCNHead
+    from mmseg.structures import SegDataSample
+
+    from isda_mm.segmentation.heads import ISDAFCNHead  # noqa: F401
+
+    r = row or HEAD_ROW
+    args = dict(in_channels=r['channels'], channels=r['channels'],
+                num_convs=0, concat_input=False, num_classes=r['classes'],
+                dropout_ratio=0.0)
+    torch.manual_seed(seed)
+    if impl == 'stock':
+        head = FCNHead(**args)
+    elif impl in ('dense', 'isda_mm'):
+        cls = ISDAFCNHead if impl == 'isda_mm' else _dense_head_class()
+        head = cls(lambda0=ratio, covariance='diagonal', **args)
+    else:
+        raise ValueError(f'unknown implementation {impl!r}')
+    head = head.to(device)
+    gen = torch.Generator().manual_seed(seed + 1)
+    b, h, w, s = r['batch'], r['height'], r['width'], r['stride']
+    features = torch.randn(b, r['channels'], h, w, generator=gen)
+    features = features.to(device).requires_grad_()
+    labels = torch.randint(r['classes'], (b, 1, h * s, w * s), generator=gen)
+    labels[..., :, :w * s // 10] = 255  # ignored pixels, as in real labels
+    samples = []
+    for label in labels.to(device):
+        sample = SegDataSample(gt_sem_seg=PixelData(data=label))
+        sample.set_metainfo(dict(img_shape=(h * s, w * s),
+                                 pad_shape=(h * s, w * s)))
+        samples.append(sample)
+
+    def step() -> Tensor:
+        head.zero_grad()
+        features.grad = None
+        losses = head.loss((features, ), samples, None)
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        loss.backward()
+        return loss
+
+    return head, step
+
+
+def _dense_head_class():
+    """``ISDAFCNHead`` with the dense algorithm in place of the core."""
+    from isda_mm.segmentation.heads import ISDAFCNHead
+
+    class DenseFCNHead(ISDAFCNHead):
+
+        def isda_augment(self, features, logits, labels, weight):
+            if not hasattr(self, 'dense'):
+                self.dense = DenseISDA(*self.isda.estimator.mean.shape,
+                                       'diagonal', device=features.device)
+            self._isda_ratio = self.lambda0
+            keep = labels != self.ignore_index
+            self.dense.update(features[keep], labels[keep])
+            out = logits.clone()
+            out[keep] = self.dense.augment(logits[keep], labels[keep],
+                                           weight, self.lambda0)
+            return out
+
+    return DenseFCNHead
+
+
+def check_head_agreement(device: str,
+                         ratio: float,
+                         rtol: float = 1e-4,
+                         row: Optional[dict] = None) -> Dict[str, float]:
+    """``dense`` and ``isda_mm`` heads give the same loss and classifier
+    gradient (relative errors), or :class:`BenchmarkError`."""
+    out = {}
+    for impl in ('dense', 'isda_mm'):
+        head, step = build_head_step(impl, device, ratio, row=row)
+        loss = step()
+        out[impl] = dict(loss=loss.detach(),
+                         weight_grad=head.conv_seg.weight.grad.clone())
+    errors = {
+        key: _relative_error(out['isda_mm'][key], out['dense'][key])
+        for key in ('loss', 'weight_grad')
+    }
+    bad = {k: v for k, v in errors.items() if not v <= rtol}
+    if bad:
+        raise BenchmarkError(
+            'head: dense and isda_mm disagree beyond '
+            f'rtol={rtol:g}: ' + ', '.join(f'{k} {v:.2e}'
+                                           for k, v in bad.items()))
+    return errors
+
+
+def format_head_table(header: str, result: dict) -> str:
+    """Markdown table of the head row: each implementation's time and
+    memory, ISDA's overhead over the stock head and speed-up over dense."""
+    r = HEAD_ROW
+    pixels = r['batch'] * r['height'] * r['width']
+    stock = result['stock']
+    lines = [
+        header, '',
+        f'FCNHead step (forward, loss on {r["height"] * r["stride"]}x'
+        f'{r["width"] * r["stride"]} labels, backward) on '
+        f'{r["batch"]}x{r["channels"]}x{r["height"]}x{r["width"]} features '
+        f'({pixels} pixels, C={r["classes"]}, A={r["channels"]}, diagonal)',
+        '', '| head | ms | peak MB | time vs stock | time vs isda_mm |',
+        '|---|---|---|---|---|'
+    ]
+    for impl in HEAD_IMPLS:
+        m = result[impl]
+        lines.append(
+            f'| {impl} | {m["ms"]:.1f} | {m["peak_mb"]:.0f} | '
+            f'{m["ms"] / stock["ms"]:.2f}x | '
+            f'{m["ms"] / result["isda_mm"]["ms"]:.2f}x |')
+    return '\n'.join(lines)
+
 
 
 # --------------------------------------------------------------------------
@@ -545,10 +698,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='tolerance of the correctness check, relative to the '
         'magnitude of each quantity (default: 1e-4)')
     parser.add_argument(
+        '--head', action='store_true',
+        help='instead of the rows, time a training step of a real mmseg '
+        'FCNHead on a 2x512x1024 crop at 1/8 (stock, dense, isda_mm)')
+    parser.add_argument(
         '--output', help='also write the table as Markdown to this file')
     parser.add_argument('--worker', choices=('check', 'time'),
                         help=argparse.SUPPRESS)
-    parser.add_argument('--impl', choices=IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument('--impl', choices=IMPLS + HEAD_IMPLS,
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error('--repeats must be at least 1')
@@ -558,6 +716,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def _worker(args: argparse.Namespace) -> dict:
+    if args.head and args.worker == 'check':
+        return check_head_agreement(args.device, args.ratio, args.rtol)
+    if args.head:
+        head, step = build_head_step(args.impl, args.device, args.ratio)
+        return measure(step, args.device, args.repeats, args.warmup)
     shape = args.shapes[0]
     if args.worker == 'check':
         return check_agreement(shape, args.device, args.ratio, args.rtol)
@@ -565,18 +728,23 @@ def _worker(args: argparse.Namespace) -> dict:
                       args.repeats, args.warmup)
 
 
-def _spawn(args: argparse.Namespace, shape: Shape, worker: str,
+def _spawn(args: argparse.Namespace, shape: Optional[Shape], worker: str,
            impl: Optional[str] = None) -> dict:
-    """Run one worker in a fresh interpreter and return its result."""
+    """Run one worker in a fresh interpreter and return its result
+    (``shape`` None: the ``--head`` row)."""
     cmd = [
         sys.executable,
         os.path.abspath(__file__), '--worker', worker, '--device',
-        args.device, '--shapes', shape.name, '--ratio',
+        args.device, '--ratio',
         repr(args.ratio), '--rtol',
         repr(args.rtol), '--warmup', str(args.warmup)
     ]
+    if shape is not None:
+        cmd += ['--shapes', shape.name]
     if impl is not None:
         cmd += ['--impl', impl]
+    if args.head:
+        cmd += ['--head']
     if args.repeats is not None:
         cmd += ['--repeats', str(args.repeats)]
     if args.threads is not None:
@@ -586,8 +754,9 @@ def _spawn(args: argparse.Namespace, shape: Shape, worker: str,
         if proc.returncode == 0 and line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG):])
     what = f'{worker} {impl}' if impl else worker
+    row = shape.name if shape else 'head'
     raise BenchmarkError(
-        f'{shape.name}: the {what} worker failed (exit {proc.returncode})'
+        f'{row}: the {what} worker failed (exit {proc.returncode})'
         f':\n{proc.stderr.strip() or proc.stdout.strip()}')
 
 
@@ -656,6 +825,8 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
               f'lambda={args.ratio:g}')
     print(header, flush=True)
     start = time.perf_counter()
+    if args.head:
+        return [_head_main(args, header, start)]
     rows = []
     for i, shape in enumerate(args.shapes, 1):
         check = _spawn(args, shape, 'check')
@@ -677,6 +848,21 @@ def main(argv: Optional[Sequence[str]] = None) -> List[dict]:
         with open(args.output, 'w') as f:
             f.write(table + '\n')
     return rows
+
+
+def _head_main(args: argparse.Namespace, header: str, start: float) -> dict:
+    """The ``--head`` run: check, then each head in a fresh process."""
+    result = dict(check=_spawn(args, None, 'check'))
+    for impl in HEAD_IMPLS:
+        result[impl] = _spawn(args, None, 'time', impl)
+        print(f'{impl}: {_summary(result[impl])}', flush=True)
+    table = format_head_table(header, result)
+    print(f'\ntotal {time.perf_counter() - start:.0f} s\n', flush=True)
+    print(table, flush=True)
+    if args.output:
+        with open(args.output, 'w') as f:
+            f.write(table + '\n')
+    return result
 
 
 if __name__ == '__main__':

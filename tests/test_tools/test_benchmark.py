@@ -25,3 +25,13 @@ def test_main_prints_table(tmp_path, capsys):
     table = out.read_text()
     assert '| 16x4x6:full | full | 16 | 4 | 6 |' in table
     assert 'speed-up' in capsys.readouterr().out
+
+
+def test_head_row_dense_agrees_with_isda_head():
+    row = dict(batch=2, height=4, width=6, stride=8, channels=8, classes=5)
+    errors = benchmark.check_head_agreement('cpu', ratio=7.5, rtol=1e-5,
+                                            row=row)
+    assert set(errors) == {'loss', 'weight_grad'}
+    stock = benchmark.build_head_step('stock', 'cpu', 7.5, row=row)[1]()
+    isda = benchmark.build_head_step('isda_mm', 'cpu', 7.5, row=row)[1]()
+    assert isda > stock  # the ISDA terms only raise the wrong-class logits
