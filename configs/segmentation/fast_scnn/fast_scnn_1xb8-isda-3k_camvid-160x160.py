@@ -2,7 +2,7 @@
 # statistics): diagonal covariance, lambda0 = 7.5, lambda growing per
 # iteration, as in the paper's Cityscapes setting. A list in a config
 # replaces its base's list, so the auxiliary heads are written out again.
-_base_ = './fast_scnn_1xb8-1k_camvid-160x160.py'
+_base_ = './fast_scnn_1xb8-3k_camvid-160x160.py'
 isda = dict(lambda0=7.5, covariance='diagonal', lambda_by='iter')
 norm_cfg = dict(type='BN', requires_grad=True, momentum=0.01)
 aux_head = dict(
