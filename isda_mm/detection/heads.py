@@ -1,6 +1,6 @@
 """ISDA for the classification branch of mmdet's two-stage RoI bbox heads.
 
-The paper (T-PAMI 2021, Sec. 5.4) pre-trains detection backbones with ISDA;
+The paper (T-PAMI 2021) pre-trains its COCO detectors' backbones with ISDA;
 ISDA inside the detector was asked for by users and is new here. Each
 sampled RoI is a sample of its class; the augmented logits go through the
 head's own ``loss_cls`` with the sampler's label weights, and box
