@@ -81,7 +81,7 @@ if ! ls "$WHEELDIR"/mmcv-*.whl >/dev/null 2>&1; then
   pid=$!; t0=$SECONDS
   while kill -0 $pid 2>/dev/null; do
     sleep 60
-    kill -0 $pid 2>/dev/null && step "  still compiling mmcv ($(( (SECONDS - t0) / 60 )) min, ninja at $(grep -o '^\[[0-9]*/[0-9]*\]' "$LOG" | tail -1))"
+    kill -0 $pid 2>/dev/null && step "  still compiling mmcv ($(( (SECONDS - t0) / 60 )) min, $(wc -l <"$LOG") log lines)"
   done
   wait $pid || { tail -30 "$LOG" >&2; fail "mmcv build failed (full log: $LOG)"; }
   mkdir -p "$WHEELDIR"
