@@ -1,0 +1,9 @@
+import pytest
+from mmengine.registry import DefaultScope
+
+
+@pytest.fixture(autouse=True)
+def mmdet_scope():
+    """Registry look-ups resolve in mmdet, whatever scope an earlier test left."""
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        yield
