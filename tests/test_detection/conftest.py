@@ -4,6 +4,6 @@ from mmengine.registry import DefaultScope
 
 @pytest.fixture(autouse=True)
 def mmdet_scope():
-    """Registry look-ups resolve in mmdet, whatever scope an earlier test left."""
+    """Look up registries in mmdet, whatever scope an earlier test left."""
     with DefaultScope.overwrite_default_scope('mmdet'):
         yield

@@ -4,6 +4,6 @@ from mmengine.registry import DefaultScope
 
 @pytest.fixture(autouse=True)
 def mmseg_scope():
-    """Registry look-ups resolve in mmseg, whatever scope an earlier test left."""
+    """Look up registries in mmseg, whatever scope an earlier test left."""
     with DefaultScope.overwrite_default_scope('mmseg'):
         yield
