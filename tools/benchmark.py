@@ -531,7 +531,6 @@ def build_head_step(impl: str,
     Returns:
         tuple: ``(head, step)``; ``step()`` returns the total loss.
     """
-    from mmengine.registry import DefaultScope
     from mmengine.structures import PixelData
     from mmseg.models.decode_heads import FCNHead
     from mmseg.structures import SegDataSample
@@ -543,16 +542,13 @@ def build_head_step(impl: str,
                 num_convs=0, concat_input=False, num_classes=r['classes'],
                 dropout_ratio=0.0)
     torch.manual_seed(seed)
-    # the head builds its loss from the registry: look there in mmseg's
-    # scope, whatever scope the caller has left as default
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        if impl == 'stock':
-            head = FCNHead(**args)
-        elif impl in ('dense', 'isda_mm'):
-            cls = ISDAFCNHead if impl == 'isda_mm' else _dense_head_class()
-            head = cls(lambda0=ratio, covariance='diagonal', **args)
-        else:
-            raise ValueError(f'unknown implementation {impl!r}')
+    if impl == 'stock':
+        head = FCNHead(**args)
+    elif impl in ('dense', 'isda_mm'):
+        cls = ISDAFCNHead if impl == 'isda_mm' else _dense_head_class()
+        head = cls(lambda0=ratio, covariance='diagonal', **args)
+    else:
+        raise ValueError(f'unknown implementation {impl!r}')
     head = head.to(device)
     gen = torch.Generator().manual_seed(seed + 1)
     b, h, w, s = r['batch'], r['height'], r['width'], r['stride']

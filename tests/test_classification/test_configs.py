@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import DATASETS, MODELS
 from mmpretrain.utils import register_all_modules
 
@@ -41,10 +42,11 @@ def cfg_of(relative):
 
 @pytest.fixture(autouse=True, scope='module')
 def _setup():
-    register_all_modules(init_default_scope=True)
+    register_all_modules(init_default_scope=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # parameter init of big nets, busy 2-core CPU
-    yield
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
     torch.set_num_threads(threads)
 
 

@@ -2,6 +2,7 @@
 image folder made in the test."""
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -73,9 +74,9 @@ def config(tmp_path_factory):
     return path
 
 
-def run(args, work_dir):
+def run(args, work_dir, **extra_env):
     env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=os.pathsep.join(
-        [str(ROOT), str(ROOT / 'tests')]))
+        [str(ROOT), str(ROOT / 'tests')]), **extra_env)
     subprocess.run(args + ['--work-dir', str(work_dir)], cwd=ROOT, env=env,
                    check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE, timeout=600)
@@ -116,7 +117,11 @@ def test_train_py(config, tmp_path):
 
 
 def test_dist_train_sh_two_cpu_processes(config, tmp_path):
-    run(['bash', 'tools/dist_train.sh', str(config), '2'], tmp_path)
+    with socket.socket() as sock:  # a free port, not a fixed 29500
+        sock.bind(('127.0.0.1', 0))
+        port = str(sock.getsockname()[1])
+    run(['bash', 'tools/dist_train.sh', str(config), '2'], tmp_path,
+        PORT=port)
     ranks = [torch.load(tmp_path / f'isda_rank{r}.pth') for r in range(2)]
     (name, ), state = list(ranks[0]), ranks[0]['head.isda.estimator']
     for key, value in state.items():
