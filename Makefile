@@ -11,8 +11,7 @@ demo: setup
 	$(PY) tools/demo.py
 
 benchmark: setup
-	$(PY) tools/benchmark.py
-	$(PY) tools/benchmark.py --head
+	$(PY) tools/benchmark
 
 lint: setup
 	$(PY) -m ruff check .

@@ -115,7 +115,9 @@ class ISDAClsHeadMixin(ISDAHeadMixin):
         logits = fc(features)
         labels = torch.cat([s.gt_label for s in data_samples])
         augmented = self.isda_augment(features, logits, labels, fc.weight)
-        losses = self._get_loss(augmented, data_samples, **kwargs)
+        # ClsHead._get_loss, with the accuracy of the plain logits.
+        losses = dict(loss=self.loss_module(
+            augmented, labels, avg_factor=augmented.size(0), **kwargs))
         if self.cal_acc:
             acc = Accuracy.calculate(logits, labels, topk=self.topk)
             losses.update(

@@ -6,59 +6,18 @@ Minimising cross-entropy on::
 
 bounds the expected cross-entropy over features translated by
 ``N(0, lambda S_y)``. The quadratic term depends on a sample only through its
-label, so it is computed once per class present in the batch (a K x C table)
-and gathered by label: no per-sample A x A or C x A tensor is ever built.
+label, so it is computed once per class present in the batch (a K x C table,
+:mod:`.quadratic`) and gathered by label: no per-sample A x A or C x A tensor
+is ever built.
 """
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
 
-from .estimator import CovarianceEstimator, check_label_range
-
-
-class _FullQuadratic(torch.autograd.Function):
-    """``q[k, j] = (w_j - w_k)^T S_k (w_j - w_k)`` for full covariances.
-
-    The forward product ``P_k = (W - w_k) S_k`` is the K C A^2 part. Since
-    ``S_k`` is symmetric and constant, ``dq[k, j] / dw_j = 2 P_k[j]``: the
-    backward reuses ``P`` instead of repeating the product, as autograd would.
-    """
-
-    @staticmethod
-    def forward(ctx, weight: Tensor, classes: Tensor,
-                covariance_of: Callable[[int], Tensor]) -> Tensor:
-        # One class's covariance at a time: gathering a K x A x A copy would
-        # cost more than the product itself.
-        diff = weight[None] - weight[classes][:, None]  # (K, C, A)
-        prod = torch.empty_like(diff)
-        for k, c in enumerate(classes.tolist()):
-            torch.mm(diff[k], covariance_of(c).to(weight.dtype), out=prod[k])
-        ctx.save_for_backward(prod, classes)
-        return torch.linalg.vecdot(prod, diff)
-
-    @staticmethod
-    def backward(ctx, grad_q: Tensor):
-        prod, classes = ctx.saved_tensors
-        grad_q = 2 * grad_q
-        # d/dw_j gets +P_k[j] from every row k; d/dw_k gets -sum_j P_k[j].
-        grad_w = torch.einsum('kc,kca->ca', grad_q, prod)
-        grad_w.index_add_(0, classes,
-                          -torch.bmm(grad_q[:, None], prod).squeeze(1))
-        return grad_w, None, None
-
-
-def _diagonal_quadratic(weight: Tensor, var: Tensor,
-                        classes: Tensor) -> Tensor:
-    """``q[k, j] = sum_a s_k[a] (w_j[a] - w_k[a])^2``: two matrix products.
-
-    ``q`` is unchanged by shifting every ``w_j`` by one vector, so ``W`` is
-    centred first: the expanded square then cancels far less in float32.
-    """
-    weight = weight - weight.mean(0).detach()
-    w_k = weight[classes]
-    return (var @ weight.square().T - 2 * (var * w_k) @ weight.T +
-            (var * w_k.square()).sum(1, keepdim=True))
+from .estimator import CovarianceEstimator
+from .index import ClassIndex, index_classes, samples_last
+from .quadratic import DiagonalQuadratic, FullQuadratic
 
 
 def isda_augment(logits: Tensor,
@@ -66,24 +25,30 @@ def isda_augment(logits: Tensor,
                  weight: Tensor,
                  covariance: Union[Tensor, CovarianceEstimator],
                  ratio: float,
-                 ignore_index: Optional[int] = None) -> Tensor:
+                 ignore_index: Optional[int] = None,
+                 index: Optional[ClassIndex] = None) -> Tensor:
     """Augmented logits ``logits + 0.5 * ratio * sigma2``.
 
     Args:
-        logits (Tensor): ``(N, C)`` classifier outputs ``W a + b``.
-        labels (Tensor): ``(N,)`` integer labels.
+        logits (Tensor): ``(N, C)`` classifier outputs ``W a + b``, or
+            ``(N, C, d1, ...)`` with a sample per position, as
+            :func:`torch.nn.functional.cross_entropy` takes them.
+        labels (Tensor): ``(N,)`` (or ``(N, d1, ...)``) integer labels.
         weight (Tensor): ``(C, A)`` classifier weight W.
         covariance (Tensor | CovarianceEstimator): ``(C, A, A)`` full
             covariances or ``(C, A)`` diagonals, treated as constants; or the
             estimator itself, which also serves its packed storage.
         ratio (float): lambda, the strength of the augmentation.
-        ignore_index (int, optional): Rows with this label are returned
+        ignore_index (int, optional): Samples with this label are returned
             unchanged. Defaults to None.
+        index (ClassIndex, optional): The classes of ``labels`` when the
+            caller has them already (:class:`ISDALoss` shares one with the
+            statistics update). Defaults to None: found here.
 
     Returns:
-        Tensor: ``(N, C)`` augmented logits, differentiable w.r.t. ``logits``
-        and ``weight``; float32 or wider, also when the logits are half
-        precision.
+        Tensor: The augmented logits, shaped as ``logits``, differentiable
+        w.r.t. ``logits`` and ``weight``; float32 or wider, also when the
+        logits are half precision.
     """
     if isinstance(covariance, CovarianceEstimator):
         stored = covariance.covariance
@@ -93,31 +58,36 @@ def isda_augment(logits: Tensor,
         stored = covariance.detach() if torch.is_tensor(covariance) else None
         shape = getattr(covariance, 'shape', None)
         covariance_of = stored.__getitem__ if stored is not None else None
-    _check(logits, labels, weight, stored, shape, ratio, ignore_index)
+    _check(logits, labels, weight, stored, shape, ratio)
+    z = samples_last(logits)
+    if index is None:
+        index = index_classes(
+            labels.reshape(z.shape[0], z.shape[2]), logits.shape[1],
+            ignore_index, 'isda_augment')
     if ratio == 0:
         return logits
-    valid = None if ignore_index is None else labels != ignore_index
-    kept = labels if valid is None else labels[valid]
-    classes, inverse = torch.unique(kept, return_inverse=True)
     dtype = torch.promote_types(stored.dtype, torch.float32)
     with torch.autocast(logits.device.type, enabled=False):
         w = weight.to(dtype)
         if len(shape) == 3:
-            table = _FullQuadratic.apply(w, classes, covariance_of)
+            table = FullQuadratic.apply(w, index.classes, index.host_classes,
+                                        covariance_of)
         else:
-            table = _diagonal_quadratic(w, stored[classes].to(dtype),
-                                        classes)
-        # Ignored rows gather the extra zero row.
+            table = DiagonalQuadratic.apply(
+                w, stored[index.classes].to(dtype), index.classes)
+        # Ignored samples gather the extra zero row.
         table = torch.cat([table, table.new_zeros(1, table.shape[1])])
-        rows = inverse
-        if valid is not None:
-            rows = torch.full_like(labels, len(classes))
-            rows[valid] = inverse
-        return logits.to(dtype) + (0.5 * ratio) * table[rows]
+        # Gathered in the logits' own layout, so the sum keeps it too.
+        if z.stride(1) == 1:
+            term = table[index.rows].transpose(1, 2)
+        else:
+            term = table.T[:, index.rows].transpose(0, 1)
+        out = torch.add(z.to(dtype), term, alpha=0.5 * ratio)
+    return out[0].T if logits.dim() == 2 else out.view(logits.shape)
 
 
 def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
-           shape: tuple, ratio: float, ignore_index: Optional[int]) -> None:
+           shape: tuple, ratio: float) -> None:
     name = 'isda_augment'
     for arg, value in (('logits', logits), ('weight', weight),
                        ('covariance', covariance)):
@@ -126,10 +96,11 @@ def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
     if not torch.is_tensor(labels) or labels.is_floating_point() \
             or labels.dtype == torch.bool:
         raise TypeError(f'{name}: labels must be an integer tensor')
-    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+    if logits.dim() < 2 or labels.shape != logits.shape[:1] + logits.shape[2:]:
         raise ValueError(
-            f'{name}: expected logits (N, C) and labels (N,), '
-            f'got {tuple(logits.shape)} and {tuple(labels.shape)}')
+            f'{name}: expected logits (N, C) and labels (N,), or (N, C, *) '
+            f'and (N, *), got {tuple(logits.shape)} and '
+            f'{tuple(labels.shape)}')
     num_classes, dim = logits.shape[1], weight.shape[-1]
     if weight.dim() != 2 or weight.shape[0] != num_classes:
         raise ValueError(
@@ -147,4 +118,3 @@ def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
     if not isinstance(ratio, (int, float)) or ratio < 0:
         raise ValueError(
             f'{name}: ratio must be a non-negative number, got {ratio!r}')
-    check_label_range(labels, num_classes, ignore_index, name)

@@ -12,6 +12,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .index import ClassIndex, index_classes, samples_last
+
 COVARIANCE_KINDS = ('full', 'diagonal')
 
 
@@ -27,28 +29,39 @@ class Moments(NamedTuple):
     covariance: Tensor
 
 
-def batch_moments(features: Tensor, labels: Tensor) -> Moments:
-    """Per-class count, mean and biased variances of one batch, in O(N A).
+def batch_moments(features: Tensor, index: ClassIndex) -> Moments:
+    """Per-class count, mean and biased variances of one batch.
+
+    Segment sums as matrix products with the one-hot labels (K columns):
+    on a CPU or a GPU they cost less than ``index_add_`` over the rows.
+    The variances are computed from the centred features (two passes), so
+    a large mean does not cancel them away in float32.
 
     Args:
-        features (Tensor): ``(N, A)`` features, finite and detached.
-        labels (Tensor): ``(N,)`` labels of the same samples.
+        features (Tensor): ``(B, A, P)`` features, detached.
+        index (ClassIndex): The classes of their labels.
 
     Returns:
-        Moments: The statistics of the classes present, with the diagonal
-        of the covariance (K, A).
+        Moments: The statistics of the K classes present, with the
+        diagonal of the covariance (K, A); none if the batch is rejected.
     """
-    classes, inverse, count = torch.unique(
-        labels, return_inverse=True, return_counts=True)
-    mean = _class_means(features, inverse, count)
-    centred = features - mean[inverse]
-    var = torch.zeros_like(mean).index_add_(0, inverse, centred.square())
-    return Moments(classes, count, mean, var / count[:, None])
-
-
-def _class_means(features: Tensor, inverse: Tensor, count: Tensor) -> Tensor:
-    return features.new_zeros(len(count), features.shape[1]).index_add_(
-        0, inverse, features) / count[:, None]
+    k = index.num_present if index.finite else 0
+    if not k:
+        empty = features.new_zeros(0, features.shape[1])
+        return Moments(index.classes[:0], index.counts[:0], empty, empty)
+    if sum(index.host_counts) < index.rows.numel():
+        # Ignored samples must not reach the sums, not even as 0 * NaN.
+        features = torch.where(index.rows[:, None] < k, features, 0)
+    # Skipped samples (row K) get a zero row; F.one_hot would check the
+    # range with a host sync.
+    onehot = (index.rows[..., None] == torch.arange(
+        k, device=features.device)).to(features.dtype)
+    count = index.counts[:, None]
+    mean = torch.bmm(features, onehot).sum(0).T / count
+    padded = torch.cat([mean, mean.new_zeros(1, mean.shape[1])])
+    centred = features - padded.T[:, index.rows].transpose(0, 1)
+    var = torch.bmm(centred.square_(), onehot).sum(0).T / count
+    return Moments(index.classes, index.counts, mean, var)
 
 
 def merge_weight(old_count: Tensor, new_count: Tensor,
@@ -181,7 +194,10 @@ class CovarianceEstimator(nn.Module):
         return self._triangle
 
     @torch.no_grad()
-    def update(self, features: Tensor, labels: Tensor) -> bool:
+    def update(self,
+               features: Tensor,
+               labels: Tensor,
+               index: Optional[ClassIndex] = None) -> bool:
         """Merge one batch into the statistics.
 
         Under ``torch.distributed`` with ``sync_ranks=True`` this is a
@@ -189,40 +205,61 @@ class CovarianceEstimator(nn.Module):
         the statistics of all ranks' batches together.
 
         Args:
-            features (Tensor): ``(N, A)`` floating features (detached here).
-            labels (Tensor): ``(N,)`` integer labels in ``[0, C)`` or equal
-                to ``ignore_index``.
+            features (Tensor): ``(N, A)`` floating features (detached here),
+                or ``(N, A, d1, ...)`` with a sample per position.
+            labels (Tensor): ``(N,)`` (or ``(N, d1, ...)``) integer labels
+                in ``[0, C)`` or equal to ``ignore_index``.
+            index (ClassIndex, optional): :meth:`index` of these features
+                and labels, when the caller has it already (and has checked
+                them with :meth:`check_inputs`). Defaults to None: checked
+                and found here.
 
         Returns:
             bool: False if this batch was rejected because its features hold
             NaN or Inf; a warning says so and it changes no statistics (other
             ranks' batches are still merged).
         """
-        self.check_inputs(features, labels)
+        if index is None:
+            self.check_inputs(features, labels)
+        features = samples_last(features.detach())
+        if index is None:
+            index = self.index(features, labels)
+        if not index.finite:
+            warnings.warn(
+                f'{type(self).__name__}: a batch with NaN or Inf features '
+                'was skipped; the statistics are unchanged.')
         with torch.autocast(features.device.type, enabled=False):
-            features = features.detach().to(self.mean.dtype)
-            keep = self.valid_mask(labels)
-            if keep is not None:
-                features, labels = features[keep], labels[keep]
-            finite = bool(torch.isfinite(features).all())
-            if not finite:
-                warnings.warn(
-                    f'{type(self).__name__}: a batch with NaN or Inf features '
-                    'was skipped; the statistics are unchanged.')
-                features, labels = features[:0], labels[:0]
+            features = features.to(self.mean.dtype)
             distributed = self.sync_ranks and distributed_world_size() > 1
             if self.covariance_kind == 'full':
                 if distributed:
-                    features, labels = gather_rows(features, labels)
-                if len(labels):
-                    self._update_full(features, labels)
+                    features, index = self._gather_rows(features, index)
+                if index.finite and index.num_present:
+                    self._update_full(features, index)
             else:
-                batch = (gather_batch_moments(features, labels,
-                                              self.num_classes)
-                         if distributed else batch_moments(features, labels))
-                if len(batch.classes):
-                    self._merge(batch)
-        return finite
+                batch = batch_moments(features, index)
+                if distributed:
+                    batch = gather_batch_moments(batch, self.num_classes)
+                self._merge(batch)
+        return index.finite
+
+    def index(self, features: Tensor, labels: Tensor) -> ClassIndex:
+        """The classes of a batch, checked, with one host sync.
+
+        Args:
+            features (Tensor): ``(B, A, P)`` features (see
+                :func:`~isda_mm.core.index.samples_last`).
+            labels (Tensor): Their labels, ``B * P`` of them.
+
+        Returns:
+            ClassIndex: What :meth:`update` and
+            :func:`~isda_mm.core.isda_augment` need to know.
+        """
+        full = self.covariance_kind == 'full'
+        return index_classes(
+            labels.reshape(features.shape[0], features.shape[2]),
+            self.num_classes, self.ignore_index, type(self).__name__,
+            features, self.count if full else None)
 
     @torch.no_grad()
     def summary(self) -> Dict[str, Tensor]:
@@ -240,44 +277,57 @@ class CovarianceEstimator(nn.Module):
         trace = (var.sum(1) * seen).sum() / num_seen.clamp(min=1)
         return dict(classes_seen=num_seen, mean_trace=trace)
 
-    def _update_full(self, features: Tensor, labels: Tensor) -> None:
+    def _update_full(self, features: Tensor, index: ClassIndex) -> None:
         """The pooled merge, written into the (C, A, A) buffer in place.
 
-        ``(1 - w) S + (w / m) X^T X + w (1 - w) d d^T`` per class present,
-        with ``X`` its centred batch rows: no K x A x A temporary, which on
-        any device costs more than the ``sum_k m_k A^2`` arithmetic.
+        ``(1 - w) S + (w / m) [X; r d]^T [X; r d]`` per class present, with
+        ``X`` its centred batch rows and ``r^2 = (1 - w) m``, which is
+        ``(1 - w) S + (w / m) X^T X + w (1 - w) d d^T`` in one pass over
+        ``S``: no K x A x A temporary, which on any device costs more than
+        the ``sum_k m_k A^2`` arithmetic.
         """
-        classes, inverse, count = torch.unique(
-            labels, return_inverse=True, return_counts=True)
-        mean = _class_means(features, inverse, count)
-        w = merge_weight(self.count[classes], count, mean.dtype)
-        d = self.mean[classes] - mean
-        centred = features - mean[inverse]
-        blocks = torch.split(centred[torch.argsort(inverse, stable=True)],
-                             count.tolist())
-        for c, x, m, w_c, d_c in zip(classes.tolist(), blocks, count.tolist(),
-                                     w.tolist(), d):
+        rows = index.rows.flatten()
+        flat = features.transpose(1, 2).reshape(len(rows), -1)
+        # Stable sort: each class's rows in a block, ignored ones last.
+        order = torch.argsort(rows, stable=True)[:sum(index.host_counts)]
+        blocks = torch.split(flat[order], index.host_counts)
+        means = []
+        for c, x, m, n in zip(index.host_classes, blocks, index.host_counts,
+                              index.host_seen):
+            w = m / (n + m)
+            mean = x.mean(0)
+            d = (self.mean[c] - mean) * ((1 - w) * m)**0.5
+            x = torch.cat([x - mean, d[None]])
             cov = self.class_covariance(c)
-            cov.addmm_(x.T, x, beta=1 - w_c, alpha=w_c / m)
-            cov.addr_(d_c, d_c, alpha=w_c * (1 - w_c))
+            cov.addmm_(x.T, x, beta=1 - w, alpha=w / m)
             if self.packed:
                 self.covariance[c] = cov[self.triangle_indices()]
-        self.mean[classes] -= w[:, None] * d
-        self.count[classes] += count
+            means.append(mean)
+        self._merge_means(index.classes, index.counts, torch.stack(means))
 
     def _merge(self, batch: Moments) -> None:
         c = batch.classes
         old = Moments(c, self.count[c], self.mean[c], self.covariance[c])
-        merged = merge_moments(old, batch)
-        self.count[c] = merged.count
-        self.mean[c] = merged.mean
-        self.covariance[c] = merged.covariance
+        self.covariance[c] = merge_moments(old, batch).covariance
+        self._merge_means(c, batch.count, batch.mean)
 
-    def valid_mask(self, labels: Tensor) -> Optional[Tensor]:
-        """Mask of samples whose label is not ``ignore_index`` (None: all)."""
-        if self.ignore_index is None:
-            return None
-        return labels != self.ignore_index
+    def _merge_means(self, classes: Tensor, count: Tensor,
+                     mean: Tensor) -> None:
+        w = merge_weight(self.count[classes], count, mean.dtype)
+        self.mean[classes] = torch.lerp(self.mean[classes], mean, w[:, None])
+        self.count[classes] += count
+
+    def _gather_rows(self, features: Tensor, index: ClassIndex):
+        """Every rank's counted rows (none if its batch was rejected) and
+        their index: the full update of the global batch."""
+        rows = index.rows.flatten()
+        keep = rows < index.num_present
+        if not index.finite:
+            keep = torch.zeros_like(keep)
+        flat = features.transpose(1, 2).reshape(len(rows), -1)[keep]
+        labels = index.classes[rows[keep]]
+        flat, labels = gather_rows(flat, labels)
+        return flat.T[None], self.index(flat.T[None], labels)
 
     def check_inputs(self, features: Tensor, labels: Tensor) -> None:
         """Raise a clear error for features or labels update cannot take."""
@@ -291,36 +341,23 @@ class CovarianceEstimator(nn.Module):
             raise TypeError(
                 f'{name}: labels must be an integer tensor, '
                 f'got {getattr(labels, "dtype", type(labels).__name__)}')
-        if features.dim() != 2 or features.shape[1] != self.feature_dim:
+        dim = self.feature_dim
+        if features.dim() < 2 or features.shape[1] != dim:
             raise ValueError(
-                f'{name}: expected features of shape (N, {self.feature_dim}) '
-                f'(feature_dim={self.feature_dim}), '
+                f'{name}: expected features of shape (N, {dim}) or '
+                f'(N, {dim}, *) (feature_dim={dim}), '
                 f'got {tuple(features.shape)}')
-        if labels.shape != features.shape[:1]:
+        want = features.shape[:1] + features.shape[2:]
+        if labels.shape != want:
             raise ValueError(
-                f'{name}: expected labels of shape ({features.shape[0]},) '
-                f'to match the features, got {tuple(labels.shape)}')
+                f'{name}: expected labels of shape {tuple(want)} to match '
+                f'the features, got {tuple(labels.shape)}')
         device = self.mean.device
         if features.device != device or labels.device != device:
             raise ValueError(
                 f'{name}: features are on {features.device} and labels on '
                 f'{labels.device}, but the statistics are on {device}; '
                 'move the module with .to()')
-        check_label_range(labels, self.num_classes, self.ignore_index, name)
-
-
-def check_label_range(labels: Tensor, num_classes: int,
-                      ignore_index: Optional[int], name: str) -> None:
-    """Raise if a label is outside ``[0, num_classes)`` and not ignored."""
-    bad = (labels < 0) | (labels >= num_classes)
-    if ignore_index is not None:
-        bad &= labels != ignore_index
-    if bool(bad.any()):
-        value = labels[bad][0].item()
-        raise ValueError(
-            f'{name}: label {value} is outside [0, {num_classes}) and is not '
-            f'ignore_index={ignore_index}; check num_classes and '
-            'ignore_index')
 
 
 def distributed_world_size() -> int:
@@ -355,29 +392,28 @@ def gather_rows(features: Tensor, labels: Tensor):
             torch.cat([y[:n] for y, n in zip(all_y, sizes)]))
 
 
-def gather_batch_moments(features: Tensor, labels: Tensor,
-                                  num_classes: int) -> Moments:
+def gather_batch_moments(local: Moments, num_classes: int) -> Moments:
     """Moments of all ranks' batches together, from per-rank moments.
 
     Each rank contributes count, mean and variance for all C classes
     (C x (2A + 1) numbers); they are pooled in rank order with the exact
     merge, so every rank ends with the same result.
     """
-    local = batch_moments(features, labels)
-    dim = features.shape[1]
+    dim = local.mean.shape[1]
     # One float64 buffer per rank: counts, means, variances.
-    packed = features.new_zeros(num_classes, 2 * dim + 1, dtype=torch.float64)
+    packed = local.mean.new_zeros(num_classes, 2 * dim + 1,
+                                  dtype=torch.float64)
     packed[local.classes, 0] = local.count.double()
     packed[local.classes, 1:dim + 1] = local.mean.double()
     packed[local.classes, dim + 1:] = local.covariance.double()
     gathered = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, packed)
-    classes = torch.arange(num_classes, device=labels.device)
+    classes = torch.arange(num_classes, device=packed.device)
     pooled = None
     for rank in gathered:
         moments = Moments(classes, rank[:, 0].round().long(),
-                          rank[:, 1:dim + 1].to(features.dtype),
-                          rank[:, dim + 1:].to(features.dtype))
+                          rank[:, 1:dim + 1].to(local.mean.dtype),
+                          rank[:, dim + 1:].to(local.mean.dtype))
         pooled = moments if pooled is None else merge_moments(pooled, moments)
     seen = pooled.count > 0
     return Moments(classes[seen], pooled.count[seen], pooled.mean[seen],

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from .augment import isda_augment
 from .estimator import CovarianceEstimator
+from .index import samples_last
 
 
 class ISDALoss(nn.Module):
@@ -51,19 +52,27 @@ class ISDALoss(nn.Module):
                 weight: Tensor, ratio: float) -> Tensor:
         """Update the statistics with this batch, then augment its logits.
 
+        The classes of the batch are found once, with one host sync, for
+        both steps.
+
         Args:
-            features (Tensor): ``(N, A)`` inputs of the final linear layer.
-            logits (Tensor): ``(N, C)`` its outputs.
-            labels (Tensor): ``(N,)`` integer labels.
+            features (Tensor): ``(N, A)`` inputs of the final linear layer,
+                or ``(N, A, d1, ...)`` with a sample per position (a
+                1 x 1 convolution's input).
+            logits (Tensor): ``(N, C)`` (or ``(N, C, d1, ...)``) outputs.
+            labels (Tensor): ``(N,)`` (or ``(N, d1, ...)``) integer labels.
             weight (Tensor): ``(C, A)`` its weight.
             ratio (float): lambda.
 
         Returns:
-            Tensor: The augmented logits, ``(N, C)``.
+            Tensor: The augmented logits, shaped as ``logits``.
         """
-        self.estimator.update(features, labels)
-        return isda_augment(logits, labels, weight, self.estimator, ratio,
-                            self.ignore_index)
+        est = self.estimator
+        est.check_inputs(features, labels)
+        index = est.index(samples_last(features.detach()), labels)
+        est.update(features, labels, index=index)
+        return isda_augment(logits, labels, weight, est, ratio,
+                            self.ignore_index, index=index)
 
     def forward(self,
                 features: Tensor,

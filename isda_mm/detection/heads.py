@@ -15,6 +15,7 @@ them when it is handed those very logits. ``forward``, ``predict`` and
 """
 from typing import Optional
 
+import torch
 from mmdet.models import dense_heads
 from mmdet.models.losses import accuracy
 from mmdet.models.roi_heads import bbox_heads
@@ -133,16 +134,26 @@ class ISDABBoxHeadMixin(ISDAHeadMixin):
                 'the output of its last training forward, so the features '
                 'that produced them are unknown; call the head (or its '
                 'RoI head) on the same RoIs right before loss')
-        isda_labels = labels.clone()
-        isda_labels[label_weights <= 0] = _SKIP
+        # Masks, not boolean indexing: no host sync.
+        take = label_weights > 0
         if self.background == 'exclude':
-            isda_labels[labels == self.num_classes] = _SKIP
-        augmented = self.isda_augment(seen[0], cls_score, isda_labels,
+            take &= labels != self.num_classes
+        augmented = self.isda_augment(seen[0], cls_score,
+                                      torch.where(take, labels, _SKIP),
                                       self.fc_cls.weight)
-        losses = super().loss(augmented, bbox_pred, rois, labels,
-                              label_weights, bbox_targets, bbox_weights,
-                              reduction_override)
-        losses['acc'] = accuracy(cls_score, labels)
+        # BBoxHead.loss's classification part, with the accuracy of the
+        # plain logits; its box part is stock.
+        avg_factor = max(torch.sum(label_weights > 0).float().item(), 1.)
+        losses = {}
+        if augmented.numel() > 0:
+            loss_cls = self.loss_cls(augmented, labels, label_weights,
+                                     avg_factor=avg_factor,
+                                     reduction_override=reduction_override)
+            losses['loss_cls'] = loss_cls
+            losses['acc'] = accuracy(cls_score, labels)
+        losses.update(
+            super().loss(None, bbox_pred, rois, labels, label_weights,
+                         bbox_targets, bbox_weights, reduction_override))
         losses.update(self.isda_log_vars())
         return losses
 

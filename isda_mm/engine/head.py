@@ -72,9 +72,11 @@ class ISDAHeadMixin:
         (mmengine logs entries whose name has no ``loss`` without adding
         them to the total)."""
         stats = self.isda.estimator.summary()
-        device = stats['mean_trace'].device
+        # full() fills on the device; torch.tensor() would copy from the
+        # host, which waits for the GPU.
         return dict(
-            isda_lambda=torch.tensor(self._isda_ratio, device=device),
+            isda_lambda=torch.full((), self._isda_ratio,
+                                   device=stats['mean_trace'].device),
             isda_classes=stats['classes_seen'].float(),
             isda_cov_trace=stats['mean_trace'])
 

@@ -13,6 +13,7 @@ of ``cls_seg`` unchanged; ``forward`` and ``predict`` stay stock.
 """
 from typing import Tuple
 
+import torch
 import torch.nn.functional as F
 from mmseg.models import decode_heads
 from mmseg.models.losses import accuracy
@@ -114,26 +115,43 @@ class ISDADecodeHeadMixin(ISDAHeadMixin):
         ``acc_seg`` is measured on the plain logits, as at test time.
         """
         logits, features = self._logits_and_features(inputs)
-        b, c, h, w = logits.shape
         if features.shape[1] != self.conv_seg.in_channels:
             raise ValueError(f'{type(self).__name__}: conv_seg takes '
                              f'{self.conv_seg.in_channels} channels, got '
                              f'{features.shape[1]}')
         labels = self._stack_batch_gt(batch_data_samples)
         # Nearest sampling keeps labels (and the ignore index) exact.
-        small = F.interpolate(labels.float(), size=(h, w), mode='nearest')
-        augmented = self.isda_augment(
-            features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]),
-            logits.permute(0, 2, 3, 1).reshape(-1, c),
-            small.long().reshape(-1),
-            self.conv_seg.weight.flatten(1))
-        augmented = augmented.reshape(b, h, w, c).permute(0, 3, 1, 2)
-        losses = self.loss_by_feat(augmented, batch_data_samples)
-        plain = resize(logits, size=labels.shape[2:], mode='bilinear',
-                       align_corners=self.align_corners)
-        losses['acc_seg'] = accuracy(plain, labels.squeeze(1),
-                                     ignore_index=self.ignore_index)
+        small = F.interpolate(labels.float(), size=logits.shape[2:],
+                              mode='nearest')
+        augmented = self.isda_augment(features, logits, small[:, 0].long(),
+                                      self.conv_seg.weight.flatten(1))
+        losses = self._loss_by_feat(augmented, logits, labels)
         losses.update(self.isda_log_vars())
+        return losses
+
+    def _loss_by_feat(self, augmented: Tensor, logits: Tensor,
+                      labels: Tensor) -> dict:
+        """``BaseDecodeHead.loss_by_feat`` on the augmented logits, with
+        ``acc_seg`` of the plain ones: each is resized and scored once."""
+        size = labels.shape[2:]
+        seg_logits = resize(augmented, size=size, mode='bilinear',
+                            align_corners=self.align_corners)
+        weight = None
+        if self.sampler is not None:
+            weight = self.sampler.sample(seg_logits, labels)
+        labels = labels.squeeze(1)
+        losses = {}
+        for loss_decode in self.loss_decode if isinstance(
+                self.loss_decode, nn.ModuleList) else [self.loss_decode]:
+            value = loss_decode(seg_logits, labels, weight=weight,
+                                ignore_index=self.ignore_index)
+            name = loss_decode.loss_name
+            losses[name] = losses[name] + value if name in losses else value
+        with torch.no_grad():
+            plain = resize(logits, size=size, mode='bilinear',
+                           align_corners=self.align_corners)
+        losses['acc_seg'] = accuracy(plain, labels,
+                                     ignore_index=self.ignore_index)
         return losses
 
 

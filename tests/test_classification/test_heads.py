@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from host_syncs import training_step_syncs
 from isda_reference import reference_augment
 from mmengine.runner import load_checkpoint, save_checkpoint
 from mmpretrain.registry import MODELS
@@ -167,3 +168,20 @@ def test_batch_augments_refused_when_the_config_is_built(where):
         check_config(Config(cfg))
     cfg['model']['head']['type'] = 'LinearClsHead'
     check_config(Config(cfg))  # the stock head takes them
+
+
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+def test_accuracy_and_host_syncs_match_stock(covariance):
+    stock, head = build_pair('LinearClsHead', lambda0=50.0, topk=(1, 2),
+                             covariance=covariance, cal_acc=True)
+    stock.cal_acc, stock.topk = True, (1, 2)
+    feats, data = feats_for('LinearClsHead'), samples()
+    syncs, losses = {}, {}
+    for name, h in (('stock', stock), ('isda', head)):
+        syncs[name], losses[name] = training_step_syncs(
+            lambda: h.loss(feats, copy.deepcopy(data)))
+    assert not torch.equal(losses['isda']['loss'], losses['stock']['loss'])
+    for key in ('accuracy_top-1', 'accuracy_top-2'):  # one per threshold
+        assert torch.equal(torch.stack(losses['isda'][key]),
+                           torch.stack(losses['stock'][key]))
+    assert syncs['isda'] - syncs['stock'] <= 2

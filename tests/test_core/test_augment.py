@@ -142,3 +142,18 @@ def test_bad_input(change, error, match):
     with pytest.raises(error, match=match):
         isda_augment(args['logits'], args['labels'], args['weight'],
                      args['cov'], args['ratio'], IGNORE)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_per_pixel_layout_equals_per_sample(kind):
+    # (B, C, H, W) logits with (B, H, W) labels, as cross_entropy takes
+    # them, give what the same samples give as rows.
+    logits, labels, weight, cov = make_inputs(kind, n=2 * 3 * 4)
+    pixels = logits.detach().view(2, 3, 4, C).permute(0, 3, 1, 2)
+    out = isda_augment(pixels, labels.view(2, 3, 4), weight, cov, 0.7,
+                       IGNORE)
+    # In the logits' own layout (channels last here): no copy back.
+    assert out.shape == pixels.shape and out.stride() == pixels.stride()
+    rows = isda_augment(logits, labels, weight, cov, 0.7, IGNORE)
+    torch.testing.assert_close(out.permute(0, 2, 3, 1).reshape(-1, C), rows,
+                               rtol=1e-12, atol=1e-12)

@@ -111,8 +111,11 @@ def test_nonfinite_batch_rejected(kind):
 @pytest.mark.parametrize('features, labels, error, match', [
     (torch.randn(4, A + 1), torch.zeros(4, dtype=torch.long), ValueError,
      r'feature_dim=4'),
+    (torch.randn(4), torch.zeros(4, dtype=torch.long), ValueError,
+     r'shape \(N, 4\) or \(N, 4, \*\)'),
+    # Per-position features take per-position labels.
     (torch.randn(4, A, 1), torch.zeros(4, dtype=torch.long), ValueError,
-     r'shape \(N, 4\)'),
+     r'labels of shape \(4, 1\)'),
     (torch.randn(4, A), torch.zeros(3, dtype=torch.long), ValueError,
      r'labels of shape \(4,\)'),
     (torch.randn(4, A), torch.tensor([0, 1, C, 2]), ValueError,
@@ -198,3 +201,15 @@ def packed_as_full(est):
 def test_packed_needs_full():
     with pytest.raises(ValueError, match="set covariance='full'"):
         CovarianceEstimator(C, A, 'diagonal', packed=True)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_per_pixel_layout_equals_per_sample(kind):
+    features, labels = make_batches([24])[0]
+    rows = CovarianceEstimator(C, A, kind, ignore_index=IGNORE)
+    pixels = CovarianceEstimator(C, A, kind, ignore_index=IGNORE)
+    rows.update(features, labels)
+    pixels.update(features.view(2, 3, 4, A).permute(0, 3, 1, 2),
+                  labels.view(2, 3, 4))
+    for name, value in rows.state_dict().items():
+        torch.testing.assert_close(pixels.state_dict()[name], value)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from host_syncs import training_step_syncs
 from isda_reference import reference_augment, reference_statistics
 from mmdet.registry import MODELS
 
@@ -148,3 +149,19 @@ def test_one_stage_head_fails_at_build():
     with pytest.raises(ValueError, match='one-stage dense head'):
         MODELS.build(dict(type='ISDARetinaHead', num_classes=C,
                           in_channels=IN))
+
+
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+def test_accuracy_and_host_syncs_match_stock(covariance):
+    stock, head = build_pair('Shared2FCBBoxHead', lambda0=50.0,
+                             covariance=covariance)
+    feats, rois, *targets = make_rois()
+    syncs, losses = {}, {}
+    for name, h in (('stock', stock), ('isda', head)):
+        syncs[name], losses[name] = training_step_syncs(
+            lambda: head_loss(h, feats, rois, *targets))
+    assert not torch.equal(losses['isda']['loss_cls'],
+                           losses['stock']['loss_cls'])
+    for key in ('acc', 'loss_bbox'):
+        assert torch.equal(losses['isda'][key], losses['stock'][key])
+    assert syncs['isda'] - syncs['stock'] <= 2

@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from host_syncs import training_step_syncs
 from isda_reference import reference_augment, reference_statistics
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
@@ -127,3 +128,18 @@ def test_heads_isda_cannot_bound_fail_at_build(change, match):
     args = dict(HEADS['FCNHead'], num_classes=C) | change
     with pytest.raises(ValueError, match=match):
         MODELS.build(dict(type='ISDAFCNHead', **args))
+
+
+@pytest.mark.parametrize('head_type', ['FCNHead', 'SegformerHead'])
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+def test_accuracy_and_host_syncs_match_stock(head_type, covariance):
+    stock, head = build_pair(head_type, lambda0=50.0, covariance=covariance)
+    inputs, samples = make_batch()
+    syncs, losses = {}, {}
+    for name, h in (('stock', stock), ('isda', head)):
+        syncs[name], losses[name] = training_step_syncs(
+            lambda: h.loss(inputs, copy.deepcopy(samples), None))
+    assert not torch.equal(losses['isda']['loss_ce'],
+                           losses['stock']['loss_ce'])
+    assert torch.equal(losses['isda']['acc_seg'], losses['stock']['acc_seg'])
+    assert syncs['isda'] - syncs['stock'] <= 2

@@ -1,37 +1,105 @@
 """The benchmark compares like with like: its dense algorithm (the released
-implementation's, rewritten) agrees with the core on small shapes."""
+implementation's, rewritten) agrees with the core, its head rows check the
+twin against the stock head and the core before timing, and its model rows
+build from this repository's configs."""
+import importlib
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
+import torch
+from mmengine.config import Config
 
-path = Path(__file__).parents[2] / 'tools' / 'benchmark.py'
-spec = importlib.util.spec_from_file_location('isda_benchmark', path)
-benchmark = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(benchmark)
+PACKAGE = Path(__file__).parents[2] / 'tools' / 'benchmark'
+
+
+def _load(name):
+    if 'benchmark' not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            'benchmark', PACKAGE / '__init__.py',
+            submodule_search_locations=[str(PACKAGE)])
+        sys.modules['benchmark'] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules['benchmark'])
+    return importlib.import_module(f'benchmark.{name}')
+
+
+core, heads, model, cli, measure = (
+    _load(n) for n in ('core', 'heads', 'model', 'cli', 'measure'))
 
 
 @pytest.mark.parametrize('shape', ['24x6x8:full', '40x7x5:diagonal'])
 def test_dense_agrees_with_core(shape):
-    errors = benchmark.check_agreement(
-        benchmark.parse_shape(shape), 'cpu', ratio=0.5, rtol=1e-5)
+    errors = core.check_agreement(
+        core.parse_shape(shape), 'cpu', ratio=0.5, rtol=1e-5)
     assert set(errors) == {'loss', 'weight_grad', 'mean', 'covariance'}
 
 
-def test_main_prints_table(tmp_path, capsys):
+def test_main_prints_core_table(tmp_path, capsys):
     out = tmp_path / 'table.md'
-    benchmark.main(['--shapes', '16x4x6:full', '--repeats', '1',
-                    '--output', str(out)])
+    cli.main(['core', '--shapes', '16x4x6:full', '--repeats', '1',
+              '--output', str(out)])
     table = out.read_text()
     assert '| 16x4x6:full | full | 16 | 4 | 6 |' in table
+    assert 'GFLOP/s' in table  # the full row against the GEMM floor
     assert 'speed-up' in capsys.readouterr().out
 
 
-def test_head_row_dense_agrees_with_isda_head():
-    row = dict(batch=2, height=4, width=6, stride=8, channels=8, classes=5)
-    errors = benchmark.check_head_agreement('cpu', ratio=7.5, rtol=1e-5,
-                                            row=row)
-    assert set(errors) == {'loss', 'weight_grad'}
-    stock = benchmark.build_head_step('stock', 'cpu', 7.5, row=row)[1]()
-    isda = benchmark.build_head_step('isda_mm', 'cpu', 7.5, row=row)[1]()
-    assert isda > stock  # the ISDA terms only raise the wrong-class logits
+SMALL_ROWS = [
+    heads.HeadRow('cls', 'mmpretrain',
+                  dict(type='LinearClsHead', num_classes=5, in_channels=8),
+                  dict(samples=12), dict(lambda0=2.0, covariance='full')),
+    heads.HeadRow('seg', 'mmseg',
+                  dict(type='FCNHead', in_channels=8, channels=4,
+                       num_convs=1, num_classes=4),
+                  dict(images=2, crop=33, strides=(8, )),
+                  dict(lambda0=7.5, covariance='diagonal')),
+    heads.HeadRow('segformer', 'mmseg',
+                  dict(type='SegformerHead', in_channels=[4, 6],
+                       in_index=[0, 1], channels=8, num_classes=4),
+                  dict(images=1, crop=32, strides=(4, 8), channels=(4, 6)),
+                  dict(lambda0=7.5, covariance='diagonal')),
+    heads.HeadRow('det', 'mmdet',
+                  dict(heads.ROWS[-1].head, in_channels=4,
+                       fc_out_channels=8, num_classes=3),
+                  dict(rois=16, positive=0.5),
+                  dict(lambda0=0.5, covariance='diagonal')),
+]
+
+
+@pytest.mark.parametrize('row', SMALL_ROWS, ids=lambda r: r.name)
+def test_head_rows_check_then_step(row):
+    steps, info = heads.build_steps(row)
+    assert set(steps) == set(heads.STEPS)
+    assert info['full'] == (row.isda['covariance'] == 'full')
+    for step in steps.values():
+        step()
+
+
+def test_head_rows_check_can_fail(monkeypatch):
+
+    class Shifted(heads.ISDALoss):
+
+        def augment(self, *args):
+            return super().augment(*args) + 1e-3
+
+    monkeypatch.setattr(heads, 'ISDALoss', Shifted)
+    with pytest.raises(measure.BenchmarkError, match='augmented logits'):
+        heads.build_steps(SMALL_ROWS[0])
+
+
+@pytest.mark.parametrize('row', model.ROWS, ids=lambda r: r.name)
+def test_model_rows_configs_parse(row):
+    for config in (row.config, row.isda_config):
+        cfg = Config.fromfile(str(Path(model.ROOT) / 'configs' / config))
+        cfg.merge_from_dict(row.options)
+        assert 'ISDA' in str(cfg.model) or config == row.config
+
+
+def test_model_row_trains_both_models():
+    fast_scnn = model.ROWS[-1]._replace(images=2, size=(64, 64))
+    steps = model.build_steps(fast_scnn)
+    for step in steps.values():
+        log_vars = step()
+        assert torch.isfinite(log_vars['loss'])
+    assert 'decode.isda_lambda' in log_vars

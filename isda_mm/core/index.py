@@ -1,0 +1,113 @@
+"""Which classes a batch holds, found once per step with one host sync.
+
+The statistics update and the augmented logits both work per class present
+in the batch (K of C). :func:`index_classes` finds them together with the
+label and finiteness checks, and brings everything the host must know to it
+in a single device-to-host copy: on a GPU, every ``.item()``, ``unique`` or
+boolean-mask index would stall the pipeline once more.
+"""
+from typing import List, NamedTuple, Optional
+
+import torch
+from torch import Tensor
+
+
+class ClassIndex(NamedTuple):
+    """The classes of one batch of labels ``(B, P)``.
+
+    ``classes`` (K,) and ``counts`` (K,) live on the labels' device,
+    ``host_classes`` and ``host_counts`` are the same as Python lists.
+    ``rows`` (the labels' shape) gives each sample's position in
+    ``classes``, or K for ignored samples. ``finite`` is False when a
+    counted sample's features are not finite: the statistics must then
+    skip the batch.
+    """
+    classes: Tensor
+    counts: Tensor
+    rows: Tensor
+    host_classes: List[int]
+    host_counts: List[int]
+    finite: bool
+    host_seen: Optional[List[int]] = None
+
+    @property
+    def num_present(self) -> int:
+        return len(self.host_classes)
+
+
+def index_classes(labels: Tensor,
+                  num_classes: int,
+                  ignore_index: Optional[int],
+                  name: str,
+                  features: Optional[Tensor] = None,
+                  seen: Optional[Tensor] = None) -> ClassIndex:
+    """Index the classes of ``labels`` and check them, with one host sync.
+
+    Args:
+        labels (Tensor): ``(B, P)`` integer labels.
+        num_classes (int): C; labels must be in ``[0, C)`` or ignored.
+        ignore_index (int, optional): Label of samples to skip.
+        name (str): Who is asking, for error messages.
+        features (Tensor, optional): ``(B, A, P)`` features of the same
+            samples, checked in the same sync: ``finite`` is False when a
+            feature of a counted sample is NaN or Inf (or so large that
+            its sum overflows, as its square would in the statistics).
+        seen (Tensor, optional): ``(C,)`` running counts of the statistics,
+            brought to the host in the same copy (``host_seen``: those of
+            the classes present), for updates that need their merge
+            weights as Python numbers.
+
+    Returns:
+        ClassIndex: The classes present, in increasing order.
+
+    Raises:
+        ValueError: A label outside ``[0, C)`` that is not ignored.
+    """
+    in_range = (labels >= 0) & (labels < num_classes)
+    bad = ~in_range
+    counted = in_range
+    if ignore_index is not None:
+        bad = bad & (labels != ignore_index)
+        counted = in_range & (labels != ignore_index)
+    # Out-of-range labels go to slot C too, so nothing below indexes with
+    # them before the check has run.
+    slot = torch.where(counted, labels, num_classes).flatten()
+    totals = torch.zeros(num_classes + 1, dtype=torch.int64,
+                         device=labels.device)
+    totals.index_add_(0, slot, torch.ones_like(slot))
+    flags = [totals[:num_classes], bad.sum()[None]]
+    if features is not None:
+        # A sum is finite only if every summand is: one pass, one scalar.
+        wide = torch.promote_types(features.dtype, torch.float32)
+        total = torch.where(counted, features.sum(1, dtype=wide), 0).sum()
+        flags.append((~torch.isfinite(total))[None].long())
+    if seen is not None:
+        flags.append(seen)
+    host = torch.cat(flags).tolist()  # the one sync
+    if host[num_classes]:
+        raise ValueError(
+            f'{name}: label {labels[bad][0].item()} is outside '
+            f'[0, {num_classes}) and is not ignore_index={ignore_index}; '
+            'check num_classes and ignore_index')
+    host_classes = [c for c, n in enumerate(host[:num_classes]) if n]
+    host_seen = None if seen is None else [host[c - num_classes]
+                                           for c in host_classes]
+    k = len(host_classes)
+    present = totals[:num_classes] > 0
+    # Position of every class among those present, K for slot C: no sync,
+    # unlike nonzero or unique.
+    position = torch.where(present, torch.cumsum(present, 0) - 1, k)
+    position = torch.cat([position, position.new_full((1, ), k)])
+    classes = torch.nonzero_static(present, size=k).flatten()
+    return ClassIndex(classes, totals[classes],
+                      position[slot].view(labels.shape), host_classes,
+                      [host[c] for c in host_classes],
+                      features is None or not host[num_classes + 1],
+                      host_seen)
+
+
+def samples_last(tensor: Tensor) -> Tensor:
+    """View ``(N, ch)`` as ``(1, ch, N)`` and ``(B, ch, d1, ...)`` as
+    ``(B, ch, P)``: one layout for per-sample and per-pixel inputs, without
+    the copy that moving the channels last would make."""
+    return tensor.T[None] if tensor.dim() == 2 else tensor.flatten(2)

@@ -1,0 +1,1 @@
+"""isda_mm's benchmark: ``python tools/benchmark`` (see ``cli.py``)."""

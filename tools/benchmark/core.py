@@ -1,0 +1,303 @@
+"""Core rows: one ISDA step of ``isda_mm`` against the dense algorithm.
+
+One step is what a head does per training iteration: the classifier forward
+(``logits = W a + b``), the update of the class statistics with the batch,
+the augmented cross-entropy and the backward pass to the classifier (the
+gradient reaches ``W`` through the logits and through the ISDA term). Both
+implementations (:mod:`isda_mm.core`, and :mod:`.dense`) run on the same
+inputs, after a check that they give the same loss, weight gradient and
+statistics; then each runs in a fresh process, which reports the median
+time and the peak memory the steps add.
+
+For full covariances the row also states how far ``isda_mm`` is from the
+arithmetic limit: its step time over ``2 K C A^2`` flops at this machine's
+float32 matrix-product rate (K classes in the batch).
+
+``--shapes`` also takes custom rows written ``NxCxA:full`` or
+``NxCxA:diagonal`` (e.g. ``16x5x8:full``).
+"""
+import argparse
+import gc
+from typing import Dict, List, NamedTuple, Optional
+
+import torch
+from torch import Tensor, nn
+
+from isda_mm.core import ISDALoss
+
+from .dense import DenseISDA
+from .measure import (
+    BenchmarkError,
+    check_close,
+    gemm_gflops,
+    measure,
+    relative_error,
+    spawn,
+)
+
+IMPLS = ('dense', 'isda_mm')
+
+
+class Shape(NamedTuple):
+    """One benchmark row: N samples of C classes with A-dim features."""
+    name: str
+    num_samples: int
+    num_classes: int
+    feature_dim: int
+    covariance: str
+
+
+SHAPES = (
+    Shape('cifar100-wrn', 128, 100, 640, 'full'),
+    Shape('imagenet-r50', 64, 1000, 2048, 'diagonal'),
+    Shape('seg-pixels', 2 * 65 * 65, 19, 512, 'diagonal'),
+)
+
+
+class Inputs(NamedTuple):
+    """What both implementations see: one classifier and some batches."""
+    linear: nn.Linear
+    warmup: List[tuple]
+    features: Tensor
+    labels: Tensor
+
+
+def make_inputs(shape: Shape,
+                device: str,
+                seed: int = 0,
+                warmup_batches: int = 3) -> Inputs:
+    """Random classifier, pre-warm batches and the batch of the step.
+
+    Everything is drawn on the CPU from ``seed``, so every process (and every
+    device) gets the same numbers. Features are a class centre plus unit
+    noise, so the statistics are neither zero nor trivial.
+
+    Args:
+        shape (Shape): The row.
+        device (str): Where to put the tensors.
+        seed (int): Seed. Defaults to 0.
+        warmup_batches (int): Batches that pre-warm the statistics.
+            Defaults to 3.
+
+    Returns:
+        Inputs: The classifier and ``(features, labels)`` batches.
+    """
+    n, c, a = shape.num_samples, shape.num_classes, shape.feature_dim
+    torch.manual_seed(seed)
+    linear = nn.Linear(a, c)
+    gen = torch.Generator().manual_seed(seed + 1)
+    centres = torch.randn(c, a, generator=gen)
+    batches = []
+    for _ in range(warmup_batches + 1):
+        labels = torch.randint(c, (n, ), generator=gen)
+        features = torch.randn(n, a, generator=gen) + centres[labels]
+        batches.append((features.to(device), labels.to(device)))
+    features, labels = batches.pop()
+    return Inputs(linear.to(device), batches, features, labels)
+
+
+def build_step(impl: str, shape: Shape, inputs: Inputs,
+               ratio: float) -> tuple:
+    """Pre-warmed statistics and a closure running one training step.
+
+    Args:
+        impl (str): ``'dense'`` or ``'isda_mm'``.
+        shape (Shape): The row.
+        inputs (Inputs): From :func:`make_inputs`.
+        ratio (float): lambda.
+
+    Returns:
+        tuple: ``(state, step)``: the :class:`DenseISDA` or the
+        :class:`~isda_mm.core.ISDALoss`, and a function that clears the
+        gradients, runs forward, loss and backward, and returns the loss.
+    """
+    c, a = shape.num_classes, shape.feature_dim
+    device = inputs.features.device
+    if impl == 'dense':
+        state = DenseISDA(c, a, shape.covariance, device=device)
+        update, loss_fn = state.update, state.loss
+    elif impl == 'isda_mm':
+        state = ISDALoss(c, a, shape.covariance).to(device)
+        update, loss_fn = state.estimator.update, state
+    else:
+        raise ValueError(f'unknown implementation {impl!r}')
+    for features, labels in inputs.warmup:
+        update(features, labels)
+    linear, features, labels = inputs.linear, inputs.features, inputs.labels
+
+    def step() -> Tensor:
+        linear.weight.grad = None
+        linear.bias.grad = None
+        loss = loss_fn(features, linear(features), labels, linear.weight,
+                       ratio)
+        loss.backward()
+        return loss
+
+    return state, step
+
+
+def _statistics(state) -> Dict[str, Tensor]:
+    if isinstance(state, DenseISDA):
+        return dict(
+            mean=state.mean, covariance=state.covariance, count=state.count)
+    est = state.estimator
+    return dict(mean=est.mean, covariance=est.covariance, count=est.count)
+
+
+def check_agreement(shape: Shape,
+                    device: str,
+                    ratio: float,
+                    rtol: float = 1e-4,
+                    seed: int = 0) -> Dict[str, float]:
+    """Run one step of each implementation and compare the results.
+
+    Args:
+        shape (Shape): The row.
+        device (str): ``'cpu'`` or ``'cuda'``.
+        ratio (float): lambda.
+        rtol (float): Largest error allowed, relative to the magnitude of
+            each compared quantity. Defaults to 1e-4.
+        seed (int): Seed of the inputs. Defaults to 0.
+
+    Returns:
+        dict: The relative error of the loss, the weight gradient, the mean
+        and the covariance (the counts must be equal).
+
+    Raises:
+        BenchmarkError: If any error exceeds ``rtol`` or the counts differ.
+    """
+    out = {}
+    for impl in IMPLS:
+        inputs = make_inputs(shape, device, seed)
+        state, step = build_step(impl, shape, inputs, ratio)
+        loss = step()
+        out[impl] = dict(
+            loss=loss.detach(),
+            weight_grad=inputs.linear.weight.grad.detach().clone(),
+            **_statistics(state))
+        del state, step, inputs
+        gc.collect()
+    dense, fast = out['dense'], out['isda_mm']
+    if not torch.equal(dense['count'].long(), fast['count'].long()):
+        raise BenchmarkError(f'{shape.name}: the class counts differ')
+    errors = {
+        key: relative_error(fast[key], dense[key])
+        for key in ('loss', 'weight_grad', 'mean', 'covariance')
+    }
+    check_close(shape.name, errors, rtol)
+    return errors
+
+
+def time_steps(impl: str,
+               shape: Shape,
+               device: str,
+               ratio: float,
+               repeats: Optional[int] = None,
+               warmup: int = 1,
+               budget_s: float = 6.0,
+               seed: int = 0) -> Dict[str, float]:
+    """Median step time and peak memory of one implementation.
+
+    Meant to run in a fresh process (see :func:`main`), so that the memory
+    reading is the step's alone.
+
+    Args:
+        impl (str): ``'dense'`` or ``'isda_mm'``.
+        shape (Shape): The row.
+        device (str): ``'cpu'`` or ``'cuda'``.
+        ratio (float): lambda.
+        repeats (int, optional): Timed steps. None: as many as fit in
+            ``budget_s`` after the warm-up, between 3 and 50.
+        warmup (int): Untimed steps first. Defaults to 1.
+        budget_s (float): Time for the timed steps when ``repeats`` is None.
+            Defaults to 6.
+        seed (int): Seed of the inputs. Defaults to 0.
+
+    Returns:
+        dict: ``ms`` (median), ``min_ms``, ``repeats``, ``peak_mb`` (peak
+        memory added by the steps, MiB).
+    """
+    inputs = make_inputs(shape, device, seed)
+    state, step = build_step(impl, shape, inputs, ratio)
+    return measure(step, device, repeats, warmup, budget_s)
+
+
+def gemm_floor(shape: Shape, device: str, seed: int = 0) -> Dict[str, float]:
+    """The arithmetic limit of a full-covariance step: ``2 K C A^2`` flops
+    (K classes in the batch) at this machine's float32 GEMM rate."""
+    classes = len(make_inputs(shape, 'cpu', seed).labels.unique())
+    flops = 2 * classes * shape.num_classes * shape.feature_dim**2
+    rate = gemm_gflops(device)
+    return dict(classes=classes, gflops=rate, floor_ms=flops / rate / 1e6)
+
+
+def parse_shape(text: str) -> Shape:
+    """A row by name (``cifar100-wrn``) or as ``NxCxA:full|diagonal``."""
+    for shape in SHAPES:
+        if shape.name == text:
+            return shape
+    try:
+        dims, kind = text.split(':')
+        n, c, a = (int(x) for x in dims.lower().split('x'))
+    except ValueError:
+        kind = None
+    if kind not in ('full', 'diagonal') or min(n, c, a) < 1:
+        names = ', '.join(s.name for s in SHAPES)
+        raise argparse.ArgumentTypeError(
+            f'unknown shape {text!r}: use one of {names} or NxCxA:full / '
+            'NxCxA:diagonal')
+    return Shape(text, n, c, a, kind)
+
+
+def run(args: argparse.Namespace) -> List[dict]:
+    """Check, then time each implementation in a fresh process, per row."""
+    rows = []
+    for i, shape in enumerate(args.shapes, 1):
+        spec = dict(mode='core', shape=list(shape), device=args.device,
+                    ratio=args.ratio, rtol=args.rtol, repeats=args.repeats)
+        row = dict(shape=shape)
+        for name, extra in [('check', {})] + [(impl, dict(impl=impl))
+                                              for impl in IMPLS]:
+            worker = 'check' if name == 'check' else 'time'
+            row[name] = spawn(dict(spec, worker=worker, **extra),
+                              args.threads)
+        if shape.covariance == 'full':
+            row['floor'] = spawn(dict(spec, worker='floor'), args.threads)
+        rows.append(row)
+        d, f = row['dense'], row['isda_mm']
+        print(f'[{i}/{len(args.shapes)}] {shape.name}: dense {d["ms"]:.1f} '
+              f'ms, isda_mm {f["ms"]:.1f} ms, {d["ms"] / f["ms"]:.1f}x',
+              flush=True)
+    return rows
+
+
+def worker(spec: dict) -> dict:
+    """One measurement of :func:`run`, in its own process."""
+    shape = Shape(*spec['shape'])
+    if spec['worker'] == 'check':
+        return check_agreement(shape, spec['device'], spec['ratio'],
+                               spec['rtol'])
+    if spec['worker'] == 'floor':
+        return gemm_floor(shape, spec['device'])
+    return time_steps(spec['impl'], shape, spec['device'], spec['ratio'],
+                      spec['repeats'])
+
+
+def format_table(rows: List[dict]) -> str:
+    """The Markdown table of the core rows."""
+    cols = ('shape', 'covariance', 'N', 'C', 'A', 'dense ms', 'isda_mm ms',
+            'speed-up (x)', 'dense peak MB', 'isda_mm peak MB',
+            'isda_mm / GEMM floor')
+    lines = ['| ' + ' | '.join(cols) + ' |',
+             '|' + '|'.join('---' for _ in cols) + '|']
+    for r in rows:
+        s, d, f = r['shape'], r['dense'], r['isda_mm']
+        floor = r.get('floor')
+        cells = (s.name, s.covariance, s.num_samples, s.num_classes,
+                 s.feature_dim, f'{d["ms"]:.1f}', f'{f["ms"]:.1f}',
+                 f'{d["ms"] / f["ms"]:.1f}', f'{d["peak_mb"]:.0f}',
+                 f'{f["peak_mb"]:.0f}',
+                 f'{f["ms"] / floor["floor_ms"]:.2f}x (K={floor["classes"]}, '
+                 f'{floor["gflops"]:.0f} GFLOP/s)' if floor else '—')
+        lines.append('| ' + ' | '.join(map(str, cells)) + ' |')
+    return '\n'.join(lines)
