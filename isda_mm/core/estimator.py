@@ -49,19 +49,29 @@ def batch_moments(features: Tensor, index: ClassIndex) -> Moments:
     if not k:
         empty = features.new_zeros(0, features.shape[1])
         return Moments(index.classes[:0], index.counts[:0], empty, empty)
-    if sum(index.host_counts) < index.rows.numel():
-        # Ignored samples must not reach the sums, not even as 0 * NaN.
-        features = torch.where(index.rows[:, None] < k, features, 0)
-    # Skipped samples (row K) get a zero row; F.one_hot would check the
-    # range with a host sync.
-    onehot = (index.rows[..., None] == torch.arange(
-        k, device=features.device)).to(features.dtype)
+    features = _counted(features, index)
+    onehot = _onehot(index, features.dtype)
     count = index.counts[:, None]
     mean = torch.bmm(features, onehot).sum(0).T / count
     padded = torch.cat([mean, mean.new_zeros(1, mean.shape[1])])
     centred = features - padded.T[:, index.rows].transpose(0, 1)
     var = torch.bmm(centred.square_(), onehot).sum(0).T / count
     return Moments(index.classes, index.counts, mean, var)
+
+
+def _counted(features: Tensor, index: ClassIndex) -> Tensor:
+    """Features with ignored samples zeroed, so that they reach no sum, not
+    even as ``0 * NaN`` in a product with the one-hot rows."""
+    if sum(index.host_counts) == index.rows.numel():
+        return features
+    return torch.where(index.rows[:, None] < index.num_present, features, 0)
+
+
+def _onehot(index: ClassIndex, dtype: torch.dtype) -> Tensor:
+    """``(B, P, K)`` one-hot rows of the samples' classes; skipped samples
+    (row K) get zeros. ``F.one_hot`` would check the range with a sync."""
+    classes = torch.arange(index.num_present, device=index.rows.device)
+    return (index.rows[..., None] == classes).to(dtype)
 
 
 def merge_weight(old_count: Tensor, new_count: Tensor,
@@ -284,26 +294,33 @@ class CovarianceEstimator(nn.Module):
         ``X`` its centred batch rows and ``r^2 = (1 - w) m``, which is
         ``(1 - w) S + (w / m) X^T X + w (1 - w) d d^T`` in one pass over
         ``S``: no K x A x A temporary, which on any device costs more than
-        the ``sum_k m_k A^2`` arithmetic.
+        the ``sum_k m_k A^2`` arithmetic. The rows of all classes are
+        prepared together; the loop only multiplies.
         """
+        features = _counted(features, index)
+        onehot = _onehot(index, features.dtype)
+        mean = torch.bmm(features, onehot).sum(0).T / index.counts[:, None]
         rows = index.rows.flatten()
         flat = features.transpose(1, 2).reshape(len(rows), -1)
-        # Stable sort: each class's rows in a block, ignored ones last.
-        order = torch.argsort(rows, stable=True)[:sum(index.host_counts)]
-        blocks = torch.split(flat[order], index.host_counts)
-        means = []
+        centred = flat - torch.cat([mean, mean[:1] * 0])[rows]
+        w = merge_weight(self.count[index.classes], index.counts, mean.dtype)
+        d = (self.mean[index.classes] - mean) * (
+            (1 - w) * index.counts).sqrt()[:, None]
+        # A stable sort puts each class's rows, then its d, in one block;
+        # ignored rows (key K) go last and are cut off.
+        k = index.num_present
+        keys = torch.cat([rows, torch.arange(k, device=rows.device)])
+        order = torch.argsort(keys, stable=True)[:sum(index.host_counts) + k]
+        blocks = torch.split(torch.cat([centred, d])[order],
+                             [m + 1 for m in index.host_counts])
         for c, x, m, n in zip(index.host_classes, blocks, index.host_counts,
                               index.host_seen):
             w = m / (n + m)
-            mean = x.mean(0)
-            d = (self.mean[c] - mean) * ((1 - w) * m)**0.5
-            x = torch.cat([x - mean, d[None]])
             cov = self.class_covariance(c)
             cov.addmm_(x.T, x, beta=1 - w, alpha=w / m)
             if self.packed:
                 self.covariance[c] = cov[self.triangle_indices()]
-            means.append(mean)
-        self._merge_means(index.classes, index.counts, torch.stack(means))
+        self._merge_means(index.classes, index.counts, mean)
 
     def _merge(self, batch: Moments) -> None:
         c = batch.classes

@@ -9,10 +9,6 @@ inputs, after a check that they give the same loss, weight gradient and
 statistics; then each runs in a fresh process, which reports the median
 time and the peak memory the steps add.
 
-For full covariances the row also states how far ``isda_mm`` is from the
-arithmetic limit: its step time over ``2 K C A^2`` flops at this machine's
-float32 matrix-product rate (K classes in the batch).
-
 ``--shapes`` also takes custom rows written ``NxCxA:full`` or
 ``NxCxA:diagonal`` (e.g. ``16x5x8:full``).
 """
@@ -29,8 +25,7 @@ from .dense import DenseISDA
 from .measure import (
     BenchmarkError,
     check_close,
-    gemm_gflops,
-    measure,
+        measure,
     relative_error,
     spawn,
 )
@@ -222,15 +217,6 @@ def time_steps(impl: str,
     return measure(step, device, repeats, warmup, budget_s)
 
 
-def gemm_floor(shape: Shape, device: str, seed: int = 0) -> Dict[str, float]:
-    """The arithmetic limit of a full-covariance step: ``2 K C A^2`` flops
-    (K classes in the batch) at this machine's float32 GEMM rate."""
-    classes = len(make_inputs(shape, 'cpu', seed).labels.unique())
-    flops = 2 * classes * shape.num_classes * shape.feature_dim**2
-    rate = gemm_gflops(device)
-    return dict(classes=classes, gflops=rate, floor_ms=flops / rate / 1e6)
-
-
 def parse_shape(text: str) -> Shape:
     """A row by name (``cifar100-wrn``) or as ``NxCxA:full|diagonal``."""
     for shape in SHAPES:
@@ -261,8 +247,6 @@ def run(args: argparse.Namespace) -> List[dict]:
             worker = 'check' if name == 'check' else 'time'
             row[name] = spawn(dict(spec, worker=worker, **extra),
                               args.threads)
-        if shape.covariance == 'full':
-            row['floor'] = spawn(dict(spec, worker='floor'), args.threads)
         rows.append(row)
         d, f = row['dense'], row['isda_mm']
         print(f'[{i}/{len(args.shapes)}] {shape.name}: dense {d["ms"]:.1f} '
@@ -277,8 +261,6 @@ def worker(spec: dict) -> dict:
     if spec['worker'] == 'check':
         return check_agreement(shape, spec['device'], spec['ratio'],
                                spec['rtol'])
-    if spec['worker'] == 'floor':
-        return gemm_floor(shape, spec['device'])
     return time_steps(spec['impl'], shape, spec['device'], spec['ratio'],
                       spec['repeats'])
 
@@ -286,18 +268,14 @@ def worker(spec: dict) -> dict:
 def format_table(rows: List[dict]) -> str:
     """The Markdown table of the core rows."""
     cols = ('shape', 'covariance', 'N', 'C', 'A', 'dense ms', 'isda_mm ms',
-            'speed-up (x)', 'dense peak MB', 'isda_mm peak MB',
-            'isda_mm / GEMM floor')
+            'speed-up (x)', 'dense peak MB', 'isda_mm peak MB')
     lines = ['| ' + ' | '.join(cols) + ' |',
              '|' + '|'.join('---' for _ in cols) + '|']
     for r in rows:
         s, d, f = r['shape'], r['dense'], r['isda_mm']
-        floor = r.get('floor')
         cells = (s.name, s.covariance, s.num_samples, s.num_classes,
                  s.feature_dim, f'{d["ms"]:.1f}', f'{f["ms"]:.1f}',
                  f'{d["ms"] / f["ms"]:.1f}', f'{d["peak_mb"]:.0f}',
-                 f'{f["peak_mb"]:.0f}',
-                 f'{f["ms"] / floor["floor_ms"]:.2f}x (K={floor["classes"]}, '
-                 f'{floor["gflops"]:.0f} GFLOP/s)' if floor else '—')
+                 f'{f["peak_mb"]:.0f}')
         lines.append('| ' + ' | '.join(map(str, cells)) + ' |')
     return '\n'.join(lines)

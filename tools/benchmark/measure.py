@@ -84,10 +84,11 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def _repeats(first_s: float, repeats: Optional[int], budget_s: float) -> int:
+def _repeats(first_s: float, repeats: Optional[int], budget_s: float,
+             least: int = 3) -> int:
     if repeats is not None:
         return repeats
-    return int(min(50, max(3, budget_s // max(first_s, 1e-6))))
+    return int(min(50, max(least, budget_s // max(first_s, 1e-6))))
 
 
 def measure(step: Callable,
@@ -144,11 +145,12 @@ def measure_alternating(steps: Dict[str, Callable],
                         device: str,
                         repeats: Optional[int] = None,
                         warmup: int = 1,
-                        budget_s: float = 20.0) -> Dict[str, dict]:
+                        budget_s: float = 15.0,
+                        min_repeats: int = 3) -> Dict[str, dict]:
     """Median times of several steps timed in turn, round after round.
 
     Arguments as in :func:`measure`; ``budget_s`` is for all the steps
-    together.
+    together, and at least ``min_repeats`` rounds are timed.
 
     Returns:
         dict: Per step name, ``ms`` (median), ``min_ms`` and ``repeats``.
@@ -160,7 +162,7 @@ def measure_alternating(steps: Dict[str, Callable],
     _sync(device)
     first = (time.perf_counter() - start) / max(warmup, 1)
     times = {name: [] for name in steps}
-    for _ in range(_repeats(first, repeats, budget_s)):
+    for _ in range(_repeats(first, repeats, budget_s, min_repeats)):
         for name, step in steps.items():
             start = time.perf_counter()
             step()
@@ -173,21 +175,13 @@ def measure_alternating(steps: Dict[str, Callable],
     }
 
 
-def gemm_gflops(device: str, size: int = 2048, repeats: int = 5) -> float:
-    """This machine's float32 matrix-product throughput, GFLOP/s: the best
-    of ``repeats`` square ``size`` products."""
+def gemm_step(device: str, size: int = 2048):
+    """A square float32 matrix product: timed beside a step, it gives this
+    machine's GEMM rate (``2 size^3`` flops) under the same conditions."""
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     out = torch.empty_like(a)
-    torch.mm(a, b, out=out)
-    best = float('inf')
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    return lambda: torch.mm(a, b, out=out)
 
 
 def spawn(spec: dict, threads: Optional[int] = None) -> dict:
