@@ -53,16 +53,18 @@ def batch_moments(features: Tensor, index: ClassIndex) -> Moments:
     onehot = _onehot(index, features.dtype)
     count = index.counts[:, None]
     mean = torch.bmm(features, onehot).sum(0).T / count
-    padded = torch.cat([mean, mean.new_zeros(1, mean.shape[1])])
-    centred = features - padded.T[:, index.rows].transpose(0, 1)
+    # X - mean[rows] as one product, written once in X's layout: a gather
+    # would make a second copy of the features.
+    centred = torch.baddbmm(features, mean.T.expand(len(features), -1, -1),
+                            onehot.transpose(1, 2), alpha=-1)
     var = torch.bmm(centred.square_(), onehot).sum(0).T / count
     return Moments(index.classes, index.counts, mean, var)
 
 
 def _counted(features: Tensor, index: ClassIndex) -> Tensor:
-    """Features with ignored samples zeroed, so that they reach no sum, not
-    even as ``0 * NaN`` in a product with the one-hot rows."""
-    if sum(index.host_counts) == index.rows.numel():
+    """Features whose ignored samples reach no sum, not even as ``0 * NaN``
+    in a product with the one-hot rows (zeroed when they are not finite)."""
+    if index.skipped_finite:
         return features
     return torch.where(index.rows[:, None] < index.num_present, features, 0)
 

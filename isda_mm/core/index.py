@@ -20,7 +20,9 @@ class ClassIndex(NamedTuple):
     ``rows`` (the labels' shape) gives each sample's position in
     ``classes``, or K for ignored samples. ``finite`` is False when a
     counted sample's features are not finite: the statistics must then
-    skip the batch.
+    skip the batch; ``skipped_finite`` is False when an ignored one's are
+    (they must then be kept out of sums explicitly, as ``0 * NaN`` is
+    NaN).
     """
     classes: Tensor
     counts: Tensor
@@ -29,6 +31,7 @@ class ClassIndex(NamedTuple):
     host_counts: List[int]
     finite: bool
     host_seen: Optional[List[int]] = None
+    skipped_finite: bool = True
 
     @property
     def num_present(self) -> int:
@@ -77,13 +80,14 @@ def index_classes(labels: Tensor,
     totals.index_add_(0, slot, torch.ones_like(slot))
     flags = [totals[:num_classes], bad.sum()[None]]
     if features is not None:
-        # A sum is finite only if every summand is: one pass, one scalar.
+        # A sum is finite only if every summand is: one pass over them.
         wide = torch.promote_types(features.dtype, torch.float32)
-        total = torch.where(counted, features.sum(1, dtype=wide), 0).sum()
-        flags.append((~torch.isfinite(total))[None].long())
+        bad_rows = ~torch.isfinite(features.sum(1, dtype=wide))
+        flags += [(bad_rows & counted).any()[None],
+                  (bad_rows & ~counted).any()[None]]
     if seen is not None:
         flags.append(seen)
-    host = torch.cat(flags).tolist()  # the one sync
+    host = torch.cat([f.long() for f in flags]).tolist()  # the one sync
     if host[num_classes]:
         raise ValueError(
             f'{name}: label {labels[bad][0].item()} is outside '
@@ -103,7 +107,8 @@ def index_classes(labels: Tensor,
                       position[slot].view(labels.shape), host_classes,
                       [host[c] for c in host_classes],
                       features is None or not host[num_classes + 1],
-                      host_seen)
+                      host_seen,
+                      features is None or not host[num_classes + 2])
 
 
 def samples_last(tensor: Tensor) -> Tensor:

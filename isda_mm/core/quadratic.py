@@ -42,10 +42,10 @@ class DiagonalQuadratic(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         centred, var, w_k, s_w, classes = ctx.saved_tensors
         dim = centred.shape[1]
-        # d/dw_j: 2 (w_j * (g^T S)_j - (g^T (S * W_K))_j).
-        g_s = grad.T @ torch.cat([var, s_w], 1)
-        grad_w = torch.addcmul(g_s[:, dim:], centred, g_s[:, :dim],
-                               value=-1).mul_(-2)
+        # d/dw_j: 2 (w_j * (g^T S)_j - (g^T (S * W_K))_j); with -2 g in the
+        # product, one pass makes it.
+        g_s = (-2 * grad).T @ torch.cat([var, s_w], 1)
+        grad_w = torch.addcmul(g_s[:, dim:], centred, g_s[:, :dim], value=-1)
         # d/dw_k: -2 s_k * ((g W)_k - (sum_j g_kj) w_k).
         grad_k = torch.addcmul(grad @ centred, grad.sum(1, keepdim=True), w_k,
                                value=-1)
