@@ -53,10 +53,16 @@ def batch_moments(features: Tensor, index: ClassIndex) -> Moments:
     onehot = _onehot(index, features.dtype)
     count = index.counts[:, None]
     mean = torch.bmm(features, onehot).sum(0).T / count
-    # X - mean[rows] as one product, written once in X's layout: a gather
-    # would make a second copy of the features.
-    centred = torch.baddbmm(features, mean.T.expand(len(features), -1, -1),
-                            onehot.transpose(1, 2), alpha=-1)
+    if features.stride(1) == 1:
+        # Samples are rows in memory: subtract each one's gathered mean.
+        padded = torch.cat([mean, mean.new_zeros(1, mean.shape[1])])
+        centred = features - padded[index.rows].transpose(1, 2)
+    else:
+        # Channels first (pixels): X - mean[rows] as one product, written
+        # once in X's layout; a gather there would copy X once more.
+        centred = torch.baddbmm(features,
+                                mean.T.expand(len(features), -1, -1),
+                                onehot.transpose(1, 2), alpha=-1)
     var = torch.bmm(centred.square_(), onehot).sum(0).T / count
     return Moments(index.classes, index.counts, mean, var)
 

@@ -132,7 +132,8 @@ class ISDADecodeHeadMixin(ISDAHeadMixin):
     def _loss_by_feat(self, augmented: Tensor, logits: Tensor,
                       labels: Tensor) -> dict:
         """``BaseDecodeHead.loss_by_feat`` on the augmented logits, with
-        ``acc_seg`` of the plain ones: each is resized and scored once."""
+        ``acc_seg`` of the plain ones: each is resized and scored once.
+        (No supported head overrides ``loss_by_feat``; a test checks it.)"""
         size = labels.shape[2:]
         seg_logits = resize(augmented, size=size, mode='bilinear',
                             align_corners=self.align_corners)

@@ -143,3 +143,15 @@ def test_accuracy_and_host_syncs_match_stock(head_type, covariance):
                            losses['stock']['loss_ce'])
     assert torch.equal(losses['isda']['acc_seg'], losses['stock']['acc_seg'])
     assert syncs['isda'] - syncs['stock'] <= 2
+
+
+def test_supported_heads_score_with_the_base_loss_by_feat():
+    # The twin re-implements BaseDecodeHead.loss_by_feat's scoring (to
+    # measure acc_seg once, on the plain logits): a head with its own
+    # loss_by_feat needs its own twin.
+    from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+
+    from isda_mm.segmentation.heads import SUPPORTED_HEADS
+    for name in SUPPORTED_HEADS:
+        head = MODELS.get('ISDA' + name)
+        assert head.loss_by_feat is BaseDecodeHead.loss_by_feat, name

@@ -145,7 +145,7 @@ def measure_alternating(steps: Dict[str, Callable],
                         device: str,
                         repeats: Optional[int] = None,
                         warmup: int = 1,
-                        budget_s: float = 15.0,
+                        budget_s: float = 10.0,
                         min_repeats: int = 3) -> Dict[str, dict]:
     """Median times of several steps timed in turn, round after round.
 
