@@ -6,102 +6,22 @@ covariance of every feature seen so far, merged batch by batch with the exact
 pooled (population) formula rather than a moving average.
 """
 import warnings
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from .index import ClassIndex, index_classes, samples_last
+from .moments import (
+    Moments,
+    batch_moments,
+    class_means,
+    merge_moments,
+    merge_weight,
+)
 
 COVARIANCE_KINDS = ('full', 'diagonal')
-
-
-class Moments(NamedTuple):
-    """Diagonal statistics of the K classes present in a batch.
-
-    ``count`` is int64 (K,), ``mean`` (K, A), ``covariance`` the biased
-    (divided by the count) variances (K, A).
-    """
-    classes: Tensor
-    count: Tensor
-    mean: Tensor
-    covariance: Tensor
-
-
-def batch_moments(features: Tensor, index: ClassIndex) -> Moments:
-    """Per-class count, mean and biased variances of one batch.
-
-    Segment sums as matrix products with the one-hot labels (K columns):
-    on a CPU or a GPU they cost less than ``index_add_`` over the rows.
-    The variances are computed from the centred features (two passes), so
-    a large mean does not cancel them away in float32.
-
-    Args:
-        features (Tensor): ``(B, A, P)`` features, detached.
-        index (ClassIndex): The classes of their labels.
-
-    Returns:
-        Moments: The statistics of the K classes present, with the
-        diagonal of the covariance (K, A); none if the batch is rejected.
-    """
-    k = index.num_present if index.finite else 0
-    if not k:
-        empty = features.new_zeros(0, features.shape[1])
-        return Moments(index.classes[:0], index.counts[:0], empty, empty)
-    features = _counted(features, index)
-    onehot = _onehot(index, features.dtype)
-    count = index.counts[:, None]
-    mean = torch.bmm(features, onehot).sum(0).T / count
-    if features.stride(1) == 1:
-        # Samples are rows in memory: subtract each one's gathered mean.
-        padded = torch.cat([mean, mean.new_zeros(1, mean.shape[1])])
-        centred = features - padded[index.rows].transpose(1, 2)
-    else:
-        # Channels first (pixels): X - mean[rows] as one product, written
-        # once in X's layout; a gather there would copy X once more.
-        centred = torch.baddbmm(features,
-                                mean.T.expand(len(features), -1, -1),
-                                onehot.transpose(1, 2), alpha=-1)
-    var = torch.bmm(centred.square_(), onehot).sum(0).T / count
-    return Moments(index.classes, index.counts, mean, var)
-
-
-def _counted(features: Tensor, index: ClassIndex) -> Tensor:
-    """Features whose ignored samples reach no sum, not even as ``0 * NaN``
-    in a product with the one-hot rows (zeroed when they are not finite)."""
-    if index.skipped_finite:
-        return features
-    return torch.where(index.rows[:, None] < index.num_present, features, 0)
-
-
-def _onehot(index: ClassIndex, dtype: torch.dtype) -> Tensor:
-    """``(B, P, K)`` one-hot rows of the samples' classes; skipped samples
-    (row K) get zeros. ``F.one_hot`` would check the range with a sync."""
-    classes = torch.arange(index.num_present, device=index.rows.device)
-    return (index.rows[..., None] == classes).to(dtype)
-
-
-def merge_weight(old_count: Tensor, new_count: Tensor,
-                 dtype: torch.dtype) -> Tensor:
-    """``w = m / (n + m)``, in float64 so any int64 count stays exact."""
-    total = (old_count + new_count).clamp(min=1).double()
-    return (new_count.double() / total).to(dtype)
-
-
-def merge_moments(old: Moments, new: Moments) -> Moments:
-    """Pool two sets of diagonal moments of the same classes (exact).
-
-    With ``w = m / (n + m)`` for ``n`` old and ``m`` new samples::
-
-        mean = (1 - w) mean_old + w mean_new
-        var  = (1 - w) var_old + w var_new + w (1 - w) d^2,
-        d    = mean_old - mean_new
-    """
-    w = merge_weight(old.count, new.count, new.mean.dtype)[:, None]
-    d = old.mean - new.mean
-    var = torch.lerp(old.covariance, new.covariance, w) + w * (1 - w) * d**2
-    return Moments(new.classes, old.count + new.count, old.mean - w * d, var)
 
 
 class CovarianceEstimator(nn.Module):
@@ -305,9 +225,7 @@ class CovarianceEstimator(nn.Module):
         the ``sum_k m_k A^2`` arithmetic. The rows of all classes are
         prepared together; the loop only multiplies.
         """
-        features = _counted(features, index)
-        onehot = _onehot(index, features.dtype)
-        mean = torch.bmm(features, onehot).sum(0).T / index.counts[:, None]
+        mean = class_means(features, index)
         rows = index.rows.flatten()
         flat = features.transpose(1, 2).reshape(len(rows), -1)
         centred = flat - torch.cat([mean, mean[:1] * 0])[rows]

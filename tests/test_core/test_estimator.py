@@ -2,9 +2,10 @@ import pytest
 import torch
 from isda_reference import reference_statistics
 
-from isda_mm.core import CovarianceEstimator
+from isda_mm.core import CovarianceEstimator, moments
 
 C, A, IGNORE = 5, 4, 255
+pytestmark = pytest.mark.usefixtures('segment_sums')
 KINDS = ['full', 'diagonal']
 
 
@@ -204,12 +205,24 @@ def test_packed_needs_full():
 
 
 @pytest.mark.parametrize('kind', KINDS)
-def test_per_pixel_layout_equals_per_sample(kind):
+@pytest.mark.parametrize('contiguous', [False, True])
+@pytest.mark.parametrize('chunk', [None, 2 * A])
+def test_per_pixel_layout_equals_per_sample(kind, contiguous, chunk,
+                                            monkeypatch):
+    # Channels last or first in memory, in one chunk or chunks of two
+    # pixels: the statistics of the same samples as rows. Ignored pixels'
+    # NaN features reach none of them.
+    if chunk:
+        monkeypatch.setattr(moments, 'CHUNK', chunk)
     features, labels = make_batches([24])[0]
+    assert (labels == IGNORE).any()
+    features[labels == IGNORE] = float('nan')
     rows = CovarianceEstimator(C, A, kind, ignore_index=IGNORE)
     pixels = CovarianceEstimator(C, A, kind, ignore_index=IGNORE)
     rows.update(features, labels)
-    pixels.update(features.view(2, 3, 4, A).permute(0, 3, 1, 2),
+    maps = features.view(2, 3, 4, A).permute(0, 3, 1, 2)
+    pixels.update(maps.contiguous() if contiguous else maps,
                   labels.view(2, 3, 4))
+    assert torch.isfinite(rows.covariance).all()
     for name, value in rows.state_dict().items():
         torch.testing.assert_close(pixels.state_dict()[name], value)

@@ -44,6 +44,7 @@ def test_bad_label_named(bad):
         index_classes(torch.tensor([[0, bad]]), C, IGNORE, 'test')
 
 
+@pytest.mark.usefixtures('segment_sums')
 @pytest.mark.parametrize('kind', ['full', 'diagonal'])
 @pytest.mark.parametrize('pixels', [False, True])
 def test_isda_step_syncs_with_the_host_once(kind, pixels):

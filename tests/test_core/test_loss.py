@@ -6,6 +6,7 @@ from isda_reference import reference_augment, reference_statistics
 from isda_mm.core import ISDALoss
 
 C, A, IGNORE = 4, 3, 255
+pytestmark = pytest.mark.usefixtures('segment_sums')
 
 
 @pytest.mark.parametrize('kind', ['full', 'diagonal'])

@@ -67,12 +67,19 @@ SMALL_ROWS = [
 
 
 @pytest.mark.parametrize('row', SMALL_ROWS, ids=lambda r: r.name)
-def test_head_rows_check_then_step(row):
+def test_head_rows_check_then_time(row):
     steps, info = heads.build_steps(row)
     assert set(steps) == set(heads.STEPS)
     assert info['full'] == (row.isda['covariance'] == 'full')
-    for step in steps.values():
-        step()
+    if info['full']:
+        steps['gemm'] = measure.gemm_step('cpu', 32)
+    result = measure.measure_alternating(steps, 'cpu', repeats=2)
+    assert all(len(r['times']) == 2 for r in result.values())
+    if info['full']:
+        result['gemm'].update(classes=info['classes'], flops=1, size=32)
+    table = heads.format_table([dict(result, row=row.name)])
+    assert table.count(f'| {row.name} |') == 1
+    assert ('GFLOP/s' in table) == info['full']
 
 
 def test_head_rows_check_can_fail(monkeypatch):
@@ -102,3 +109,5 @@ def test_model_row_trains_both_models():
         log_vars = step()
         assert torch.isfinite(log_vars['loss'])
     assert 'decode.isda_lambda' in log_vars
+    result = measure.measure_alternating(steps, 'cpu', repeats=2)
+    assert '| Fast-SCNN' in model.format_table([dict(result, row='Fast-SCNN')])

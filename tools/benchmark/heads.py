@@ -13,6 +13,7 @@ tensors. It then times, alternately, three steps on those tensors:
   statistics update and augmented logits, and their backward), which is
   what ISDA cannot avoid: ``stock + core`` is the floor of the twin.
 """
+import statistics
 from typing import Callable, List, NamedTuple, Optional
 
 import torch
@@ -26,6 +27,7 @@ from .measure import (
     check_close,
     gemm_step,
     measure_alternating,
+    paired_ratio,
     relative_error,
     spawn,
 )
@@ -255,47 +257,64 @@ def build_steps(row: HeadRow, seed: int = 0):
     return dict(stock=step(stock), isda=step(twin), core=core_step), info
 
 
-def worker(spec: dict) -> dict:
-    """Time one row in this process."""
-    row = ROWS[spec['row']]
-    steps, info = build_steps(row)
-    if info['full']:  # the GEMM rate, timed in the same rounds
-        steps['gemm'] = gemm_step(spec['device'], GEMM_SIZE)
-    result = measure_alternating(steps, spec['device'], spec['repeats'])
-    if info['full']:
-        gflops = 2 * GEMM_SIZE**3 / result.pop('gemm')['ms'] / 1e6
-        flops = 2 * info['classes'] * info['num_classes'] * info['dim']**2
-        result['gemm'] = dict(classes=info['classes'], gflops=gflops,
-                              floor_ms=flops / gflops / 1e6)
-    return result
+def worker(spec: dict) -> List[dict]:
+    """Time the rows of one toolkit in this process."""
+    out = []
+    for i in spec['rows']:
+        steps, info = build_steps(ROWS[i])
+        if info['full']:  # the GEMM rate, timed in the same rounds
+            steps['gemm'] = gemm_step(spec['device'], GEMM_SIZE)
+        result = measure_alternating(steps, spec['device'], spec['repeats'])
+        if info['full']:
+            flops = 2 * info['classes'] * info['num_classes'] * info['dim']**2
+            result['gemm'].update(classes=info['classes'], flops=flops,
+                                  size=GEMM_SIZE)
+        out.append(result)
+    return out
 
 
 def run(args) -> List[dict]:
-    """Every row, each in a fresh process."""
+    """The rows, in one fresh process per toolkit (importing isda_mm with
+    the three toolkits takes about 12 s on 2 cores)."""
     out = []
-    for i, row in enumerate(ROWS):
-        result = spawn(dict(mode='heads', row=i, device=args.device,
-                            repeats=args.repeats), args.threads)
-        result['row'] = row.name
-        out.append(result)
-        print(f'[{i + 1}/{len(ROWS)}] {row.name}: ' + ', '.join(
-            f'{k} {result[k]["ms"]:.1f} ms' for k in STEPS), flush=True)
+    for scope in dict.fromkeys(row.scope for row in ROWS):
+        rows = [i for i, row in enumerate(ROWS) if row.scope == scope]
+        results = spawn(dict(mode='heads', rows=rows, device=args.device,
+                             repeats=args.repeats), args.threads)
+        for i, result in zip(rows, results):
+            result['row'] = ROWS[i].name
+            out.append(result)
+            print(f'[{i + 1}/{len(ROWS)}] {ROWS[i].name}: ' + ', '.join(
+                f'{k} {result[k]["ms"]:.1f} ms' for k in STEPS), flush=True)
     return out
 
 
 def format_table(results: List[dict]) -> str:
-    """Markdown: each step's time, ``isda / stock`` and the floor."""
+    """Markdown: each step's median time, and the ratios as medians over
+    rounds of the steps timed together."""
     cols = ('head', 'stock ms', 'ISDA twin ms', 'core ms', 'ISDA / stock',
-            'floor (stock + core) / stock', 'ISDA / floor', 'core / GEMM '
-            'floor')
+            'floor (stock + core) / stock', 'ISDA / floor',
+            'core / GEMM floor')
     lines = ['| ' + ' | '.join(cols) + ' |',
              '|' + '|'.join('---' for _ in cols) + '|']
     for r in results:
-        s, i, c = (r[k]['ms'] for k in STEPS)
-        gemm = r.get('gemm')
+        rounds = list(zip(*(r[k]['times'] for k in STEPS)))
+        floor = statistics.median((s + c) / s for s, _, c in rounds)
+        to_floor = statistics.median(i / (s + c) for s, i, c in rounds)
+        gemm = '—'
+        if 'gemm' in r:
+            g = r['gemm']
+            size = 2 * g['size']**3
+            # The floor of a round: K C A^2 flops at that round's GEMM rate.
+            to_gemm = statistics.median(
+                c / (g['flops'] * t / size)
+                for c, t in zip(r['core']['times'], g['times']))
+            gflops = size / statistics.median(g['times']) / 1e6
+            gemm = (f'{to_gemm:.2f}x (K={g["classes"]}, {gflops:.0f} '
+                    'GFLOP/s)')
         lines.append(
-            f'| {r["row"]} | {s:.1f} | {i:.1f} | {c:.1f} | {i / s:.2f}x | '
-            f'{(s + c) / s:.2f}x | {i / (s + c):.2f}x | ' +
-            (f'{c / gemm["floor_ms"]:.2f}x (K={gemm["classes"]}, '
-             f'{gemm["gflops"]:.0f} GFLOP/s)' if gemm else '—') + ' |')
+            f'| {r["row"]} | ' +
+            ' | '.join(f'{r[k]["ms"]:.1f}' for k in STEPS) +
+            f' | {paired_ratio(r, "isda", "stock"):.2f}x | {floor:.2f}x | '
+            f'{to_floor:.2f}x | {gemm} |')
     return '\n'.join(lines)

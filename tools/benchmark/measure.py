@@ -147,32 +147,45 @@ def measure_alternating(steps: Dict[str, Callable],
                         warmup: int = 1,
                         budget_s: float = 10.0,
                         min_repeats: int = 3) -> Dict[str, dict]:
-    """Median times of several steps timed in turn, round after round.
+    """Times of several steps run in turn, round after round.
+
+    Each round starts one step later in the order, so that no step always
+    follows the same one (a step that frees memory makes the next one
+    fault its pages back in).
 
     Arguments as in :func:`measure`; ``budget_s`` is for all the steps
     together, and at least ``min_repeats`` rounds are timed.
 
     Returns:
-        dict: Per step name, ``ms`` (median), ``min_ms`` and ``repeats``.
+        dict: Per step name, ``ms`` (median), ``min_ms``, ``repeats`` and
+        ``times`` (ms, by round: ratios of steps in one round are the
+        least noisy comparison).
     """
+    names = list(steps)
     start = time.perf_counter()
     for _ in range(max(warmup, 1)):
         for step in steps.values():
             step()
     _sync(device)
     first = (time.perf_counter() - start) / max(warmup, 1)
-    times = {name: [] for name in steps}
-    for _ in range(_repeats(first, repeats, budget_s, min_repeats)):
-        for name, step in steps.items():
+    times = {name: [] for name in names}
+    for r in range(_repeats(first, repeats, budget_s, min_repeats)):
+        for name in names[r % len(names):] + names[:r % len(names)]:
             start = time.perf_counter()
-            step()
+            steps[name]()
             _sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append((time.perf_counter() - start) * 1e3)
     return {
-        name: dict(ms=statistics.median(t) * 1e3, min_ms=min(t) * 1e3,
-                   repeats=len(t))
+        name: dict(ms=statistics.median(t), min_ms=min(t), repeats=len(t),
+                   times=t)
         for name, t in times.items()
     }
+
+
+def paired_ratio(result: Dict[str, dict], step: str, base: str) -> float:
+    """Median over rounds of ``step`` / ``base`` timed in the same round."""
+    return statistics.median(
+        a / b for a, b in zip(result[step]['times'], result[base]['times']))
 
 
 def gemm_step(device: str, size: int = 2048):
