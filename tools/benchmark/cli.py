@@ -102,9 +102,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     results, text = {}, [header]
     for name in args.tables:
         print(f'\n{TITLES[name]}', flush=True)
+        begin = time.perf_counter()
         results[name] = TABLES[name].run(args)
         table = TABLES[name].format_table(results[name])
-        print(f'\n{table}', flush=True)
+        print(f'\n{table}\n\n({time.perf_counter() - begin:.0f} s)',
+              flush=True)
         text += ['', f'{TITLES[name]}:', '', table]
     print(f'\ntotal {time.perf_counter() - start:.0f} s', flush=True)
     if args.output:
