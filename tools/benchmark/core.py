@@ -5,9 +5,9 @@ One step is what a head does per training iteration: the classifier forward
 the augmented cross-entropy and the backward pass to the classifier (the
 gradient reaches ``W`` through the logits and through the ISDA term). Both
 implementations (:mod:`isda_mm.core`, and :mod:`.dense`) run on the same
-inputs, after a check that they give the same loss, weight gradient and
-statistics; then each runs in a fresh process, which reports the median
-time and the peak memory the steps add.
+inputs, in one fresh process per row: the peak memory each one's steps
+add, a check that they give the same loss, weight gradient and statistics,
+then both timed in turn (the speed-up is a median over rounds).
 
 ``--shapes`` also takes custom rows written ``NxCxA:full`` or
 ``NxCxA:diagonal`` (e.g. ``16x5x8:full``).
@@ -26,6 +26,8 @@ from .measure import (
     BenchmarkError,
     check_close,
         measure,
+    measure_alternating,
+    paired_ratio,
     relative_error,
     spawn,
 )
@@ -183,38 +185,37 @@ def check_agreement(shape: Shape,
     return errors
 
 
-def time_steps(impl: str,
-               shape: Shape,
-               device: str,
-               ratio: float,
-               repeats: Optional[int] = None,
-               warmup: int = 1,
-               budget_s: float = 6.0,
-               seed: int = 0) -> Dict[str, float]:
-    """Median step time and peak memory of one implementation.
+def measure_row(shape: Shape,
+                device: str,
+                ratio: float,
+                rtol: float,
+                repeats: Optional[int] = None,
+                seed: int = 0) -> dict:
+    """Peak memory of each implementation, the agreement check, then both
+    timed in turn; meant for a fresh process.
 
-    Meant to run in a fresh process (see :func:`main`), so that the memory
-    reading is the step's alone.
-
-    Args:
-        impl (str): ``'dense'`` or ``'isda_mm'``.
-        shape (Shape): The row.
-        device (str): ``'cpu'`` or ``'cuda'``.
-        ratio (float): lambda.
-        repeats (int, optional): Timed steps. None: as many as fit in
-            ``budget_s`` after the warm-up, between 3 and 50.
-        warmup (int): Untimed steps first. Defaults to 1.
-        budget_s (float): Time for the timed steps when ``repeats`` is None.
-            Defaults to 6.
-        seed (int): Seed of the inputs. Defaults to 0.
+    ``isda_mm``'s peak is read first, in the fresh process; the dense
+    step's temporaries (gigabytes, mapped fresh and returned on free) dwarf
+    anything the earlier steps leave behind.
 
     Returns:
-        dict: ``ms`` (median), ``min_ms``, ``repeats``, ``peak_mb`` (peak
-        memory added by the steps, MiB).
+        dict: ``check`` (relative errors), and per implementation ``ms``
+        (median), ``min_ms``, ``repeats``, ``times`` and ``peak_mb`` (peak
+        memory the steps add, MiB).
     """
-    inputs = make_inputs(shape, device, seed)
-    state, step = build_step(impl, shape, inputs, ratio)
-    return measure(step, device, repeats, warmup, budget_s)
+    steps, peaks = {}, {}
+    for impl in ('isda_mm', 'dense'):
+        _, steps[impl] = build_step(impl, shape,
+                                    make_inputs(shape, device, seed), ratio)
+        peaks[impl] = measure(steps[impl], device, repeats=1)['peak_mb']
+        if impl == 'isda_mm':
+            check = check_agreement(shape, device, ratio, rtol, seed)
+            gc.collect()
+    times = measure_alternating(steps, device, repeats, budget_s=6.0)
+    return dict(check=check, **{
+        impl: dict(times[impl], peak_mb=peaks[impl])
+        for impl in IMPLS
+    })
 
 
 def parse_shape(text: str) -> Shape:
@@ -236,36 +237,24 @@ def parse_shape(text: str) -> Shape:
 
 
 def run(args: argparse.Namespace) -> List[dict]:
-    """Per row, each implementation in a fresh process; the dense one
-    checks the agreement first (its own peak memory dwarfs what the check
-    leaves behind)."""
+    """Each row in a fresh process (:func:`measure_row`)."""
     rows = []
     for i, shape in enumerate(args.shapes, 1):
-        spec = dict(mode='core', shape=list(shape), device=args.device,
-                    ratio=args.ratio, rtol=args.rtol, repeats=args.repeats)
-        row = dict(shape=shape)
-        for impl in IMPLS:
-            row[impl] = spawn(dict(spec, impl=impl), args.threads)
-        row['check'] = row['dense'].pop('check')
-        rows.append(row)
-        d, f = row['dense'], row['isda_mm']
-        print(f'[{i}/{len(args.shapes)}] {shape.name}: dense {d["ms"]:.1f} '
-              f'ms, isda_mm {f["ms"]:.1f} ms, {d["ms"] / f["ms"]:.1f}x',
-              flush=True)
+        row = spawn(dict(mode='core', shape=list(shape), device=args.device,
+                         ratio=args.ratio, rtol=args.rtol,
+                         repeats=args.repeats), args.threads)
+        rows.append(dict(row, shape=shape))
+        print(f'[{i}/{len(args.shapes)}] {shape.name}: dense '
+              f'{row["dense"]["ms"]:.1f} ms, isda_mm '
+              f'{row["isda_mm"]["ms"]:.1f} ms, '
+              f'{paired_ratio(row, "dense", "isda_mm"):.1f}x', flush=True)
     return rows
 
 
 def worker(spec: dict) -> dict:
-    """One implementation's measurement (the dense one checks first)."""
-    shape = Shape(*spec['shape'])
-    check = None
-    if spec['impl'] == 'dense':
-        check = check_agreement(shape, spec['device'], spec['ratio'],
-                                spec['rtol'])
-        gc.collect()
-    result = time_steps(spec['impl'], shape, spec['device'], spec['ratio'],
-                        spec['repeats'])
-    return result if check is None else dict(result, check=check)
+    """One row, in its own process."""
+    return measure_row(Shape(*spec['shape']), spec['device'], spec['ratio'],
+                       spec['rtol'], spec['repeats'])
 
 
 def format_table(rows: List[dict]) -> str:
@@ -278,7 +267,8 @@ def format_table(rows: List[dict]) -> str:
         s, d, f = r['shape'], r['dense'], r['isda_mm']
         cells = (s.name, s.covariance, s.num_samples, s.num_classes,
                  s.feature_dim, f'{d["ms"]:.1f}', f'{f["ms"]:.1f}',
-                 f'{d["ms"] / f["ms"]:.1f}', f'{d["peak_mb"]:.0f}',
+                 f'{paired_ratio(r, "dense", "isda_mm"):.1f}',
+                 f'{d["peak_mb"]:.0f}',
                  f'{f["peak_mb"]:.0f}')
         lines.append('| ' + ' | '.join(map(str, cells)) + ' |')
     return '\n'.join(lines)
