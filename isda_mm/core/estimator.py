@@ -228,7 +228,8 @@ class CovarianceEstimator(nn.Module):
         mean = class_means(features, index)
         rows = index.rows.flatten()
         flat = features.transpose(1, 2).reshape(len(rows), -1)
-        centred = flat - torch.cat([mean, mean[:1] * 0])[rows]
+        padded = torch.cat([mean, mean.new_zeros(1, mean.shape[1])])
+        centred = flat - padded[rows]
         w = merge_weight(self.count[index.classes], index.counts, mean.dtype)
         d = (self.mean[index.classes] - mean) * (
             (1 - w) * index.counts).sqrt()[:, None]
