@@ -104,6 +104,10 @@ def test_model_rows_configs_parse(row):
 
 def test_model_row_trains_both_models():
     fast_scnn = model.ROWS[-1]._replace(images=2, size=(64, 64))
+    # The two models share all but their heads.
+    stock, isda = model.build_models(fast_scnn)
+    assert isda.backbone is stock.backbone
+    assert isda.decode_head is not stock.decode_head
     steps = model.build_steps(fast_scnn)
     for step in steps.values():
         log_vars = step()
