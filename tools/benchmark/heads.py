@@ -223,9 +223,13 @@ def build_steps(row: HeadRow, seed: int = 0):
                                                 weight, row.isda['lambda0'])
     probe = _build(row, **row.isda)
     probe.load_state_dict({**probe.state_dict(), **stock.state_dict()})
-    got = []
-    augment = probe.isda.augment
-    probe.isda.augment = lambda *args: got.append(augment(*args)) or got[-1]
+    got, augment = [], probe.isda.augment
+
+    def recorded(*args):
+        got.append(augment(*args))
+        return got[-1]
+
+    probe.isda.augment = recorded
     torch.manual_seed(seed)
     batch.loss(probe)
     errors['augmented logits'] = relative_error(got[0], want)

@@ -4,9 +4,10 @@ Each row builds a config of this repository and its ISDA twin (the same
 model with ISDA heads, sharing every other module with the baseline), puts
 one batch of random images and labels in memory, and times full
 ``train_step`` iterations (data preprocessor, forward, losses, backward,
-SGD step) of both, alternately, in a fresh process. The sizes are the paper's networks at what a 2-core CPU
-can run: ResNet-50 at 224x224, DeepLab-v3 R-50-D8 on 256x256 crops, Faster
-R-CNN R-50 FPN at 800x608, and the CamVid Fast-SCNN of this repository.
+SGD step) of both, alternately, in a fresh process. The sizes are the
+paper's networks at what a 2-core CPU can run: ResNet-50 at 224x224,
+DeepLab-v3 R-50-D8 on 256x256 crops, Faster R-CNN R-50 FPN at 800x608, and
+the CamVid Fast-SCNN of this repository.
 """
 import os
 from typing import List, NamedTuple
