@@ -2,5 +2,8 @@
 from .augment import isda_augment
 from .estimator import CovarianceEstimator
 from .loss import ISDALoss
+from .soft import isda_augment_soft
 
-__all__ = ['CovarianceEstimator', 'ISDALoss', 'isda_augment']
+__all__ = [
+    'CovarianceEstimator', 'ISDALoss', 'isda_augment', 'isda_augment_soft'
+]

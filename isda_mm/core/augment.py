@@ -50,14 +50,7 @@ def isda_augment(logits: Tensor,
         w.r.t. ``logits`` and ``weight``; float32 or wider, also when the
         logits are half precision.
     """
-    if isinstance(covariance, CovarianceEstimator):
-        stored = covariance.covariance
-        shape = covariance.covariance_shape
-        covariance_of = covariance.class_covariance
-    else:
-        stored = covariance.detach() if torch.is_tensor(covariance) else None
-        shape = getattr(covariance, 'shape', None)
-        covariance_of = stored.__getitem__ if stored is not None else None
+    stored, shape, covariance_of = covariance_access(covariance)
     _check(logits, labels, weight, stored, shape, ratio)
     z = samples_last(logits)
     if index is None:
@@ -86,13 +79,20 @@ def isda_augment(logits: Tensor,
     return out[0].T if logits.dim() == 2 else out.view(logits.shape)
 
 
+def covariance_access(covariance: Union[Tensor, CovarianceEstimator]):
+    """The stored covariances, their (unpacked) shape, and a function that
+    gives class c's full ``(A, A)`` covariance."""
+    if isinstance(covariance, CovarianceEstimator):
+        return (covariance.covariance, covariance.covariance_shape,
+                covariance.class_covariance)
+    stored = covariance.detach() if torch.is_tensor(covariance) else None
+    return (stored, getattr(covariance, 'shape', None),
+            None if stored is None else stored.__getitem__)
+
+
 def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
            shape: tuple, ratio: float) -> None:
     name = 'isda_augment'
-    for arg, value in (('logits', logits), ('weight', weight),
-                       ('covariance', covariance)):
-        if not torch.is_tensor(value) or not value.is_floating_point():
-            raise TypeError(f'{name}: {arg} must be a floating tensor')
     if not torch.is_tensor(labels) or labels.is_floating_point() \
             or labels.dtype == torch.bool:
         raise TypeError(f'{name}: labels must be an integer tensor')
@@ -101,6 +101,17 @@ def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
             f'{name}: expected logits (N, C) and labels (N,), or (N, C, *) '
             f'and (N, *), got {tuple(logits.shape)} and '
             f'{tuple(labels.shape)}')
+    check_classifier(name, logits, weight, covariance, shape, ratio, labels)
+
+
+def check_classifier(name: str, logits: Tensor, weight: Tensor,
+                     covariance: Tensor, shape: tuple, ratio: float,
+                     *others: Tensor) -> None:
+    """Types, shapes and devices of logits, weight and covariance."""
+    for arg, value in (('logits', logits), ('weight', weight),
+                       ('covariance', covariance)):
+        if not torch.is_tensor(value) or not value.is_floating_point():
+            raise TypeError(f'{name}: {arg} must be a floating tensor')
     num_classes, dim = logits.shape[1], weight.shape[-1]
     if weight.dim() != 2 or weight.shape[0] != num_classes:
         raise ValueError(
@@ -111,10 +122,10 @@ def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
             f'{name}: covariance must be ({num_classes}, {dim}, {dim}) or '
             f'({num_classes}, {dim}) to match the weight, '
             f'got {tuple(shape)}')
-    devices = {t.device for t in (logits, labels, weight, covariance)}
+    devices = {t.device for t in (logits, weight, covariance, *others)}
     if len(devices) > 1:
-        raise ValueError(f'{name}: logits, labels, weight and covariance must '
-                         f'be on one device, got {sorted(map(str, devices))}')
+        raise ValueError(f'{name}: every tensor argument must be on one '
+                         f'device, got {sorted(map(str, devices))}')
     if not isinstance(ratio, (int, float)) or ratio < 0:
         raise ValueError(
             f'{name}: ratio must be a non-negative number, got {ratio!r}')

@@ -38,6 +38,12 @@ class CovarianceEstimator(nn.Module):
     from a batch are untouched. The statistics are persistent buffers, so
     checkpoints, ``.to()`` and resume carry them.
 
+    Soft targets (Mixup, CutMix) may give a sample weights over several
+    classes: it then counts ``p_j`` towards class j, ``m`` and ``n`` become
+    weight sums, and the merge is the exact weighted population covariance
+    (DESIGN.md §7). ``weight_sum`` keeps those sums; ``count`` keeps the
+    number of samples that reached each class.
+
     Args:
         num_classes (int): Number of classes C.
         feature_dim (int): Feature width A (the classifier's input).
@@ -103,12 +109,22 @@ class CovarianceEstimator(nn.Module):
                              torch.zeros(stored_shape, dtype=dtype))
         self.register_buffer('count',
                              torch.zeros(num_classes, dtype=torch.int64))
+        self.register_buffer(
+            'weight_sum', torch.zeros(num_classes, dtype=torch.float64))
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, '
                 f'feature_dim={self.feature_dim}, '
                 f'covariance={self.covariance_kind!r}, '
                 f'ignore_index={self.ignore_index}, packed={self.packed}')
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before soft targets: every sample weighed 1.
+        if prefix + 'weight_sum' not in state_dict \
+                and prefix + 'count' in state_dict:
+            state_dict[prefix + 'weight_sum'] = \
+                state_dict[prefix + 'count'].double()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def class_covariance(self, c: int) -> Tensor:
         """The ``(A, A)`` covariance of class ``c`` (a view unless packed).
@@ -146,7 +162,9 @@ class CovarianceEstimator(nn.Module):
             features (Tensor): ``(N, A)`` floating features (detached here),
                 or ``(N, A, d1, ...)`` with a sample per position.
             labels (Tensor): ``(N,)`` (or ``(N, d1, ...)``) integer labels
-                in ``[0, C)`` or equal to ``ignore_index``.
+                in ``[0, C)`` or equal to ``ignore_index``; or ``(N, C)``
+                non-negative class weights of ``(N, A)`` features (a mixed
+                image counts ``p_j`` towards class j).
             index (ClassIndex, optional): :meth:`index` of these features
                 and labels, when the caller has it already (and has checked
                 them with :meth:`check_inputs`). Defaults to None: checked
@@ -160,7 +178,10 @@ class CovarianceEstimator(nn.Module):
         if index is None:
             self.check_inputs(features, labels)
         features = samples_last(features.detach())
-        if index is None:
+        if labels.is_floating_point():
+            features, labels, weights = expand_class_weights(features, labels)
+            index = self.index(features, labels, weights)
+        elif index is None:
             index = self.index(features, labels)
         if not index.finite:
             warnings.warn(
@@ -181,23 +202,30 @@ class CovarianceEstimator(nn.Module):
                 self._merge(batch)
         return index.finite
 
-    def index(self, features: Tensor, labels: Tensor) -> ClassIndex:
+    def index(self,
+              features: Tensor,
+              labels: Tensor,
+              weights: Optional[Tensor] = None) -> ClassIndex:
         """The classes of a batch, checked, with one host sync.
 
         Args:
             features (Tensor): ``(B, A, P)`` features (see
                 :func:`~isda_mm.core.index.samples_last`).
             labels (Tensor): Their labels, ``B * P`` of them.
+            weights (Tensor, optional): Each sample's weight towards its
+                class, shaped as ``labels``. Defaults to None: one each.
 
         Returns:
             ClassIndex: What :meth:`update` and
             :func:`~isda_mm.core.isda_augment` need to know.
         """
         full = self.covariance_kind == 'full'
+        shape = (features.shape[0], features.shape[2])
         return index_classes(
-            labels.reshape(features.shape[0], features.shape[2]),
-            self.num_classes, self.ignore_index, type(self).__name__,
-            features, self.count if full else None)
+            labels.reshape(shape), self.num_classes, self.ignore_index,
+            type(self).__name__, features,
+            self.weight_sum if full else None,
+            None if weights is None else weights.reshape(shape))
 
     @torch.no_grad()
     def summary(self) -> Dict[str, Tensor]:
@@ -219,7 +247,9 @@ class CovarianceEstimator(nn.Module):
         """The pooled merge, written into the (C, A, A) buffer in place.
 
         ``(1 - w) S + (w / m) [X; r d]^T [X; r d]`` per class present, with
-        ``X`` its centred batch rows and ``r^2 = (1 - w) m``, which is
+        ``X`` its centred batch rows (times the square roots of their
+        weights, if any), ``m`` their weight sum and ``r^2 = (1 - w) m``,
+        which is
         ``(1 - w) S + (w / m) X^T X + w (1 - w) d d^T`` in one pass over
         ``S``: no K x A x A temporary, which on any device costs more than
         the ``sum_k m_k A^2`` arithmetic. The rows of all classes are
@@ -230,9 +260,13 @@ class CovarianceEstimator(nn.Module):
         flat = features.transpose(1, 2).reshape(len(rows), -1)
         padded = torch.cat([mean, mean.new_zeros(1, mean.shape[1])])
         centred = flat - padded[rows]
-        w = merge_weight(self.count[index.classes], index.counts, mean.dtype)
+        if index.weights is not None:
+            centred *= index.weights.flatten().to(centred.dtype).sqrt()[:,
+                                                                        None]
+        w = merge_weight(self.weight_sum[index.classes], index.sums,
+                         mean.dtype)
         d = (self.mean[index.classes] - mean) * (
-            (1 - w) * index.counts).sqrt()[:, None]
+            (1 - w) * index.sums.to(w.dtype)).sqrt()[:, None]
         # A stable sort puts each class's rows, then its d, in one block;
         # ignored rows (key K) go last and are cut off.
         k = index.num_present
@@ -240,26 +274,28 @@ class CovarianceEstimator(nn.Module):
         order = torch.argsort(keys, stable=True)[:sum(index.host_counts) + k]
         blocks = torch.split(torch.cat([centred, d])[order],
                              [m + 1 for m in index.host_counts])
-        for c, x, m, n in zip(index.host_classes, blocks, index.host_counts,
+        for c, x, m, n in zip(index.host_classes, blocks, index.host_sums,
                               index.host_seen):
             w = m / (n + m)
             cov = self.class_covariance(c)
             cov.addmm_(x.T, x, beta=1 - w, alpha=w / m)
             if self.packed:
                 self.covariance[c] = cov[self.triangle_indices()]
-        self._merge_means(index.classes, index.counts, mean)
+        self._merge_means(index.classes, index.counts, index.sums, mean)
 
     def _merge(self, batch: Moments) -> None:
         c = batch.classes
-        old = Moments(c, self.count[c], self.mean[c], self.covariance[c])
+        old = Moments(c, self.count[c], self.weight_sum[c], self.mean[c],
+                      self.covariance[c])
         self.covariance[c] = merge_moments(old, batch).covariance
-        self._merge_means(c, batch.count, batch.mean)
+        self._merge_means(c, batch.count, batch.weight, batch.mean)
 
-    def _merge_means(self, classes: Tensor, count: Tensor,
+    def _merge_means(self, classes: Tensor, count: Tensor, weight: Tensor,
                      mean: Tensor) -> None:
-        w = merge_weight(self.count[classes], count, mean.dtype)
+        w = merge_weight(self.weight_sum[classes], weight, mean.dtype)
         self.mean[classes] = torch.lerp(self.mean[classes], mean, w[:, None])
         self.count[classes] += count
+        self.weight_sum[classes] += weight.double()
 
     def _gather_rows(self, features: Tensor, index: ClassIndex):
         """Every rank's counted rows (none if its batch was rejected) and
@@ -268,10 +304,15 @@ class CovarianceEstimator(nn.Module):
         keep = rows < index.num_present
         if not index.finite:
             keep = torch.zeros_like(keep)
-        flat = features.transpose(1, 2).reshape(len(rows), -1)[keep]
-        labels = index.classes[rows[keep]]
-        flat, labels = gather_rows(flat, labels)
-        return flat.T[None], self.index(flat.T[None], labels)
+        flat = features.transpose(1, 2).reshape(len(rows), -1)
+        if index.weights is not None:  # one more column, gathered alike
+            flat = torch.cat([flat, index.weights.reshape(-1, 1).to(
+                flat.dtype)], 1)
+        flat, labels = gather_rows(flat[keep], index.classes[rows[keep]])
+        weights = None
+        if index.weights is not None:
+            flat, weights = flat[:, :-1], flat[:, -1][None]
+        return flat.T[None], self.index(flat.T[None], labels, weights)
 
     def check_inputs(self, features: Tensor, labels: Tensor) -> None:
         """Raise a clear error for features or labels update cannot take."""
@@ -280,11 +321,12 @@ class CovarianceEstimator(nn.Module):
             raise TypeError(
                 f'{name}: features must be a floating tensor, '
                 f'got {getattr(features, "dtype", type(features).__name__)}')
-        if not torch.is_tensor(labels) or labels.is_floating_point() \
-                or labels.is_complex() or labels.dtype == torch.bool:
+        if not torch.is_tensor(labels) or labels.is_complex() \
+                or labels.dtype == torch.bool:
             raise TypeError(
-                f'{name}: labels must be an integer tensor, '
-                f'got {getattr(labels, "dtype", type(labels).__name__)}')
+                f'{name}: labels must be an integer tensor or floating class '
+                f'weights, got '
+                f'{getattr(labels, "dtype", type(labels).__name__)}')
         dim = self.feature_dim
         if features.dim() < 2 or features.shape[1] != dim:
             raise ValueError(
@@ -292,6 +334,16 @@ class CovarianceEstimator(nn.Module):
                 f'(N, {dim}, *) (feature_dim={dim}), '
                 f'got {tuple(features.shape)}')
         want = features.shape[:1] + features.shape[2:]
+        if labels.is_floating_point():
+            want = (features.shape[0], self.num_classes)
+            if features.dim() != 2 or labels.shape != want:
+                raise ValueError(
+                    f'{name}: class weights must be (N, {self.num_classes}) '
+                    f'for features (N, {dim}), got {tuple(labels.shape)} and '
+                    f'{tuple(features.shape)}')
+            if not (torch.isfinite(labels) & (labels >= 0)).all():
+                raise ValueError(f'{name}: class weights must be finite and '
+                                 'non-negative')
         if labels.shape != want:
             raise ValueError(
                 f'{name}: expected labels of shape {tuple(want)} to match '
@@ -302,6 +354,22 @@ class CovarianceEstimator(nn.Module):
                 f'{name}: features are on {features.device} and labels on '
                 f'{labels.device}, but the statistics are on {device}; '
                 'move the module with .to()')
+
+
+def expand_class_weights(features: Tensor, class_weights: Tensor):
+    """One sample per (feature, class) pair of positive weight.
+
+    Args:
+        features (Tensor): ``(1, A, N)`` features of N samples.
+        class_weights (Tensor): ``(N, C)`` their weights over the classes.
+
+    Returns:
+        tuple: ``(1, A, M)`` features, ``(1, M)`` labels and weights of the
+        M pairs (N for one-hot weights).
+    """
+    sample, label = torch.nonzero(class_weights > 0, as_tuple=True)
+    weights = class_weights[sample, label]
+    return features[:, :, sample], label[None], weights[None]
 
 
 def distributed_world_size() -> int:
@@ -344,21 +412,22 @@ def gather_batch_moments(local: Moments, num_classes: int) -> Moments:
     merge, so every rank ends with the same result.
     """
     dim = local.mean.shape[1]
-    # One float64 buffer per rank: counts, means, variances.
-    packed = local.mean.new_zeros(num_classes, 2 * dim + 1,
+    # One float64 buffer per rank: counts, weights, means, variances.
+    packed = local.mean.new_zeros(num_classes, 2 * dim + 2,
                                   dtype=torch.float64)
     packed[local.classes, 0] = local.count.double()
-    packed[local.classes, 1:dim + 1] = local.mean.double()
-    packed[local.classes, dim + 1:] = local.covariance.double()
+    packed[local.classes, 1] = local.weight.double()
+    packed[local.classes, 2:dim + 2] = local.mean.double()
+    packed[local.classes, dim + 2:] = local.covariance.double()
     gathered = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, packed)
     classes = torch.arange(num_classes, device=packed.device)
     pooled = None
     for rank in gathered:
-        moments = Moments(classes, rank[:, 0].round().long(),
-                          rank[:, 1:dim + 1].to(local.mean.dtype),
-                          rank[:, dim + 1:].to(local.mean.dtype))
+        moments = Moments(classes, rank[:, 0].round().long(), rank[:, 1],
+                          rank[:, 2:dim + 2].to(local.mean.dtype),
+                          rank[:, dim + 2:].to(local.mean.dtype))
         pooled = moments if pooled is None else merge_moments(pooled, moments)
     seen = pooled.count > 0
-    return Moments(classes[seen], pooled.count[seen], pooled.mean[seen],
-                   pooled.covariance[seen])
+    return Moments(classes[seen], pooled.count[seen], pooled.weight[seen],
+                   pooled.mean[seen], pooled.covariance[seen])

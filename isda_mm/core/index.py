@@ -22,7 +22,10 @@ class ClassIndex(NamedTuple):
     counted sample's features are not finite: the statistics must then
     skip the batch; ``skipped_finite`` is False when an ignored one's are
     (they must then be kept out of sums explicitly, as ``0 * NaN`` is
-    NaN).
+    NaN). ``weights`` (the labels' shape) is None when every sample counts
+    once, else each sample's weight towards its class (soft targets);
+    ``sums`` (K,) and ``host_sums`` are then the classes' weight sums, and
+    otherwise the counts again.
     """
     classes: Tensor
     counts: Tensor
@@ -30,8 +33,11 @@ class ClassIndex(NamedTuple):
     host_classes: List[int]
     host_counts: List[int]
     finite: bool
-    host_seen: Optional[List[int]] = None
+    host_seen: Optional[List[float]] = None
     skipped_finite: bool = True
+    weights: Optional[Tensor] = None
+    sums: Optional[Tensor] = None
+    host_sums: Optional[List[float]] = None
 
     @property
     def num_present(self) -> int:
@@ -43,7 +49,8 @@ def index_classes(labels: Tensor,
                   ignore_index: Optional[int],
                   name: str,
                   features: Optional[Tensor] = None,
-                  seen: Optional[Tensor] = None) -> ClassIndex:
+                  seen: Optional[Tensor] = None,
+                  weights: Optional[Tensor] = None) -> ClassIndex:
     """Index the classes of ``labels`` and check them, with one host sync.
 
     Args:
@@ -55,10 +62,12 @@ def index_classes(labels: Tensor,
             samples, checked in the same sync: ``finite`` is False when a
             feature of a counted sample is NaN or Inf (or so large that
             its sum overflows, as its square would in the statistics).
-        seen (Tensor, optional): ``(C,)`` running counts of the statistics,
-            brought to the host in the same copy (``host_seen``: those of
-            the classes present), for updates that need their merge
-            weights as Python numbers.
+        seen (Tensor, optional): ``(C,)`` running weight sums of the
+            statistics, brought to the host in the same copy (``host_seen``:
+            those of the classes present), for updates that need their
+            merge weights as Python numbers.
+        weights (Tensor, optional): Positive weight of each sample towards
+            its class, shaped as ``labels``. Defaults to None: one each.
 
     Returns:
         ClassIndex: The classes present, in increasing order.
@@ -85,15 +94,22 @@ def index_classes(labels: Tensor,
         bad_rows = ~torch.isfinite(features.sum(1, dtype=wide))
         flags += [(bad_rows & counted).any()[None],
                   (bad_rows & ~counted).any()[None]]
+    if weights is not None:
+        sums = totals.new_zeros(num_classes + 1, dtype=torch.float64)
+        sums.index_add_(0, slot, weights.flatten().double())
+        flags.append(sums[:num_classes])
     if seen is not None:
         flags.append(seen)
-    host = torch.cat([f.long() for f in flags]).tolist()  # the one sync
+    # float64 holds every count exactly (below 2^53)
+    host = torch.cat([f.double() for f in flags]).tolist()  # the one sync
     if host[num_classes]:
         raise ValueError(
             f'{name}: label {labels[bad][0].item()} is outside '
             f'[0, {num_classes}) and is not ignore_index={ignore_index}; '
             'check num_classes and ignore_index')
     host_classes = [c for c, n in enumerate(host[:num_classes]) if n]
+    host_counts = [int(host[c]) for c in host_classes]
+    # seen, then the weight sums, are the last C numbers of the copy
     host_seen = None if seen is None else [host[c - num_classes]
                                            for c in host_classes]
     k = len(host_classes)
@@ -103,12 +119,18 @@ def index_classes(labels: Tensor,
     position = torch.where(present, torch.cumsum(present, 0) - 1, k)
     position = torch.cat([position, position.new_full((1, ), k)])
     classes = torch.nonzero_static(present, size=k).flatten()
-    return ClassIndex(classes, totals[classes],
-                      position[slot].view(labels.shape), host_classes,
-                      [host[c] for c in host_classes],
+    counts, host_sums = totals[classes], host_counts
+    if weights is not None:
+        at = len(host) - num_classes * (1 + (seen is not None))
+        host_sums = [host[at + c] for c in host_classes]
+    return ClassIndex(classes, counts, position[slot].view(labels.shape),
+                      host_classes, host_counts,
                       features is None or not host[num_classes + 1],
                       host_seen,
-                      features is None or not host[num_classes + 2])
+                      features is None or not host[num_classes + 2],
+                      weights,
+                      counts if weights is None else sums[classes],
+                      host_sums)
 
 
 def samples_last(tensor: Tensor) -> Tensor:

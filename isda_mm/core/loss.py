@@ -1,5 +1,5 @@
 """ISDA loss: statistics update, augmented logits, cross-entropy (Eq. 12)."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from .augment import isda_augment
 from .estimator import CovarianceEstimator
 from .index import samples_last
+from .soft import isda_augment_soft
 
 
 class ISDALoss(nn.Module):
@@ -73,6 +74,39 @@ class ISDALoss(nn.Module):
         est.update(features, labels, index=index)
         return isda_augment(logits, labels, weight, est, ratio,
                             self.ignore_index, index=index)
+
+    def augment_soft(
+            self,
+            features: Tensor,
+            logits: Tensor,
+            targets: Tensor,
+            weight: Tensor,
+            ratio: float,
+            mixture: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """:meth:`augment` for soft targets (DESIGN.md §7).
+
+        Args:
+            features (Tensor): ``(N, A)`` inputs of the final linear layer.
+            logits (Tensor): ``(N, C)`` its outputs.
+            targets (Tensor): ``(N, C)`` targets the loss scores.
+            weight (Tensor): ``(C, A)`` its weight.
+            ratio (float): lambda.
+            mixture (Tensor, optional): The classes each image is drawn
+                from: ``(N,)`` labels or ``(N, C)`` class weights. They
+                update the statistics (a mixed image counts ``p_j``
+                towards class j) and give the translation's covariance.
+                Defaults to None: the targets, normalised.
+
+        Returns:
+            tuple[Tensor, Tensor]: The augmented logits and the bound's
+            extra term per sample (:func:`isda_augment_soft`).
+        """
+        classes = targets if mixture is None else mixture
+        if classes.is_floating_point():
+            classes = classes / classes.sum(1, keepdim=True).clamp(min=1e-12)
+        self.estimator.update(features, classes)
+        return isda_augment_soft(logits, targets, weight, self.estimator,
+                                 ratio, mixture)
 
     def forward(self,
                 features: Tensor,

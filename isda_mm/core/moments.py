@@ -16,7 +16,7 @@ them is a per-device choice, measured on the CPU (``tools/benchmark``):
   there is an atomic add per element, and with few classes the threads
   contend for the same K x A addresses; a matrix product has no contention.
 """
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -35,11 +35,13 @@ def by_products(device: torch.device) -> bool:
 class Moments(NamedTuple):
     """Diagonal statistics of the K classes present in a batch.
 
-    ``count`` is int64 (K,), ``mean`` (K, A), ``covariance`` the biased
-    (divided by the count) variances (K, A).
+    ``count`` is int64 (K,), ``weight`` the samples' weight sums (the
+    counts again when each sample counts once), ``mean`` (K, A),
+    ``covariance`` the biased (divided by the weight) variances (K, A).
     """
     classes: Tensor
     count: Tensor
+    weight: Tensor
     mean: Tensor
     covariance: Tensor
 
@@ -54,19 +56,19 @@ def class_means(features: Tensor, index: ClassIndex) -> Tensor:
     k, dim = index.num_present, features.shape[1]
     if by_products(features.device):
         sums = features.new_zeros(dim, k)
-        for x, rows in _chunks(features, index, features.shape[2]):
-            sums.addmm_(_counted(x, rows, index), _onehot(rows, k, x.dtype))
+        for x, rows, w in _chunks(features, index, features.shape[2]):
+            sums.addmm_(_counted(x, rows, index), _onehot(rows, k, x.dtype, w))
         sums = sums.T
     elif features.stride(1) == 1:  # samples are rows in memory
         sums = features.new_zeros(k + 1, dim)
-        for x, rows in zip(features, index.rows):
-            sums.index_add_(0, rows, x.T)
+        for x, rows, w in _chunks(features, index, features.shape[2]):
+            sums.index_add_(0, rows, x.T if w is None else x.T * w[:, None])
     else:
         sums = features.new_zeros(dim, k + 1)
-        for x, rows in zip(features, index.rows):
-            sums.index_add_(1, rows, x)
+        for x, rows, w in _chunks(features, index, features.shape[2]):
+            sums.index_add_(1, rows, x if w is None else x * w)
         sums = sums.T
-    return sums[:k] / index.counts[:, None]
+    return sums[:k] / index.sums[:, None].to(sums.dtype)
 
 
 def batch_moments(features: Tensor, index: ClassIndex) -> Moments:
@@ -86,7 +88,8 @@ def batch_moments(features: Tensor, index: ClassIndex) -> Moments:
     k, dim = (index.num_present if index.finite else 0), features.shape[1]
     if not k:
         empty = features.new_zeros(0, dim)
-        return Moments(index.classes[:0], index.counts[:0], empty, empty)
+        return Moments(index.classes[:0], index.counts[:0], index.sums[:0],
+                       empty, empty)
     mean = class_means(features, index)
     products = by_products(features.device)
     size = features.shape[2] if products else max(1, CHUNK // dim)
@@ -94,30 +97,35 @@ def batch_moments(features: Tensor, index: ClassIndex) -> Moments:
         # Rows: subtract each one's gathered mean, add up by index.
         padded = torch.cat([mean, mean.new_zeros(1, dim)])
         squares = torch.zeros_like(padded)
-        for x, rows in _chunks(features, index, size):
+        for x, rows, w in _chunks(features, index, size):
             centred = torch.index_select(padded, 0, rows)
             torch.sub(x.T, centred, out=centred)
-            squares.index_add_(0, rows, centred.square_())
+            centred.square_()
+            if w is not None:
+                centred *= w[:, None]
+            squares.index_add_(0, rows, centred)
     else:
         # Channels first: X - mean[rows] and the sums as products with the
         # one-hot labels, written once in X's layout.
         squares = mean.new_zeros(dim, k)
-        for x, rows in _chunks(features, index, size):
+        for x, rows, w in _chunks(features, index, size):
             onehot = _onehot(rows, k, x.dtype)
             centred = torch.addmm(_counted(x, rows, index), mean.T, onehot.T,
                                   alpha=-1)
-            squares.addmm_(centred.square_(), onehot)
+            squares.addmm_(centred.square_(), _onehot(rows, k, x.dtype, w))
         squares = squares.T
-    return Moments(index.classes, index.counts, mean,
-                   squares[:k] / index.counts[:, None])
+    return Moments(index.classes, index.counts, index.sums, mean,
+                   squares[:k] / index.sums[:, None].to(squares.dtype))
 
 
 def _chunks(features: Tensor, index: ClassIndex, size: int):
-    """``(A, P')`` pieces of the features with their rows, image by image
-    and ``size`` samples at a time."""
-    for x, rows in zip(features, index.rows):
+    """``(A, P')`` pieces of the features with their rows and weights (or
+    None), image by image and ``size`` samples at a time."""
+    for i, (x, rows) in enumerate(zip(features, index.rows)):
         for start in range(0, len(rows), size):
-            yield x[:, start:start + size], rows[start:start + size]
+            piece = slice(start, start + size)
+            w = None if index.weights is None else index.weights[i, piece]
+            yield x[:, piece], rows[piece], w
 
 
 def _counted(x: Tensor, rows: Tensor, index: ClassIndex) -> Tensor:
@@ -128,29 +136,36 @@ def _counted(x: Tensor, rows: Tensor, index: ClassIndex) -> Tensor:
     return torch.where(rows < index.num_present, x, 0)
 
 
-def _onehot(rows: Tensor, k: int, dtype: torch.dtype) -> Tensor:
-    """``(P, K)`` one-hot rows of the samples' classes; ignored samples
-    (row K) get zeros. ``F.one_hot`` would check the range with a sync."""
-    return (rows[:, None] == torch.arange(k, device=rows.device)).to(dtype)
+def _onehot(rows: Tensor, k: int, dtype: torch.dtype,
+            weights: Optional[Tensor] = None) -> Tensor:
+    """``(P, K)`` one-hot rows of the samples' classes, scaled by their
+    weights if given; ignored samples (row K) get zeros. ``F.one_hot``
+    would check the range with a sync."""
+    onehot = (rows[:, None] == torch.arange(k, device=rows.device)).to(dtype)
+    return onehot if weights is None else onehot * weights[:, None]
 
 
 def merge_weight(old_count: Tensor, new_count: Tensor,
                  dtype: torch.dtype) -> Tensor:
-    """``w = m / (n + m)``, in float64 so any int64 count stays exact."""
-    total = (old_count + new_count).clamp(min=1).double()
-    return (new_count.double() / total).to(dtype)
+    """``w = m / (n + m)`` for counts or weight sums, in float64 so that
+    any count stays exact."""
+    old_count, new_count = old_count.double(), new_count.double()
+    total = old_count + new_count
+    return (new_count / torch.where(total > 0, total, 1)).to(dtype)
 
 
 def merge_moments(old: Moments, new: Moments) -> Moments:
     """Pool two sets of diagonal moments of the same classes (exact).
 
-    With ``w = m / (n + m)`` for ``n`` old and ``m`` new samples::
+    With ``w = m / (n + m)`` for ``n`` old and ``m`` new samples (or their
+    weight sums: the merge is exact for real-valued weights too)::
 
         mean = (1 - w) mean_old + w mean_new
         var  = (1 - w) var_old + w var_new + w (1 - w) d^2,
         d    = mean_old - mean_new
     """
-    w = merge_weight(old.count, new.count, new.mean.dtype)[:, None]
+    w = merge_weight(old.weight, new.weight, new.mean.dtype)[:, None]
     d = old.mean - new.mean
     var = torch.lerp(old.covariance, new.covariance, w) + w * (1 - w) * d**2
-    return Moments(new.classes, old.count + new.count, old.mean - w * d, var)
+    return Moments(new.classes, old.count + new.count,
+                   old.weight + new.weight, old.mean - w * d, var)

@@ -70,6 +70,7 @@ def test_count_exact_past_float32_integers():
     est = CovarianceEstimator(C, A, 'diagonal')
     n = 2**24 + 1  # float32(n) == 2**24: a float counter loses samples here
     est.count[0] = n
+    est.weight_sum[0] = n
     est.mean[0] = 1.0
     x = torch.full((1, A), 1.0 + (n + 1))
     est.update(x, torch.tensor([0]))
@@ -123,7 +124,9 @@ def test_nonfinite_batch_rejected(kind):
      r'label 5 is outside \[0, 5\).*ignore_index=255'),
     (torch.randn(4, A), torch.tensor([0, -1, 1, 2]), ValueError,
      r'label -1 is outside'),
-    (torch.randn(4, A), torch.zeros(4), TypeError, r'integer tensor'),
+    (torch.randn(4, A), torch.zeros(4), ValueError,
+     r'class weights must be \(N, 5\)'),
+    (torch.randn(2, A), -torch.eye(2, 5), ValueError, r'non-negative'),
     (torch.randn(4, A), torch.zeros(4, dtype=torch.bool), TypeError,
      r'integer tensor'),
     (torch.ones(4, A, dtype=torch.long), torch.zeros(4, dtype=torch.long),
@@ -160,13 +163,18 @@ def test_state_dict_round_trip(kind, shape):
     est = CovarianceEstimator(C, A, kind)
     est.update(*make_batches([30], ignore_frac=0)[0])
     state = est.state_dict()
-    assert set(state) == {'mean', 'covariance', 'count'}
+    assert set(state) == {'mean', 'covariance', 'count', 'weight_sum'}
     assert state['covariance'].shape == shape
     assert state['count'].dtype == torch.int64
+    assert torch.equal(state['weight_sum'], state['count'].double())
     other = CovarianceEstimator(C, A, kind)
     other.load_state_dict(state)
     for name, value in other.state_dict().items():
         assert torch.equal(value, state[name])
+    # A checkpoint from before soft targets: every sample weighed 1.
+    old = CovarianceEstimator(C, A, kind)
+    old.load_state_dict({k: v for k, v in state.items() if k != 'weight_sum'})
+    assert torch.equal(old.weight_sum, state['weight_sum'])
 
 
 def test_packed_storage_matches_full():
