@@ -14,6 +14,8 @@ from mmpretrain.models.heads import (
     StackedLinearClsHead,
     VisionTransformerClsHead,
 )
+from mmpretrain.models.losses import LabelSmoothLoss
+from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
@@ -31,7 +33,8 @@ SUPPORTED_LOSSES = ('CrossEntropyLoss', 'LabelSmoothLoss')
 
 
 class ISDAClsHeadMixin(ISDAHeadMixin):
-    """Adds ISDA to an mmpretrain head (softmax cross-entropy only).
+    """Adds ISDA to an mmpretrain head (softmax cross-entropy, hard or soft
+    targets).
 
     Args:
         lambda0 (float): lambda at the end of training. Defaults to 0.5,
@@ -74,8 +77,7 @@ class ISDAClsHeadMixin(ISDAHeadMixin):
         loss = self.loss_module
         name = type(self).__name__
         kind = type(loss).__name__
-        inner = getattr(loss, 'ce', loss)  # LabelSmoothLoss wraps a CE
-        if getattr(inner, 'use_sigmoid', False):
+        if getattr(_cross_entropy(loss), 'use_sigmoid', False):
             kind += ' with use_sigmoid=True'
         if kind not in SUPPORTED_LOSSES:
             raise ValueError(
@@ -83,26 +85,19 @@ class ISDAClsHeadMixin(ISDAHeadMixin):
                 f'cross-entropy, but model.head.loss is {kind}; use one of '
                 f'{SUPPORTED_LOSSES} without use_sigmoid, or the stock head '
                 f'type {name[4:]!r}')
-        if kind == 'CrossEntropyLoss' and loss.use_soft:
-            raise ValueError(
-                f'{name}: soft targets (model.head.loss.use_soft=True) are '
-                'not supported by ISDA; set use_soft=False and remove the '
-                'batch augments (Mixup, CutMix) that need it')
 
     def loss(self, feats: Tuple[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> dict:
         """The stock loss on ISDA-augmented logits, plus ISDA log entries.
 
-        Accuracy (``cal_acc``) is measured on the plain logits, as at test
-        time.
+        Hard labels scored by a cross-entropy get today's ISDA. Soft
+        targets (``gt_score`` from Mixup/CutMix, and label smoothing, which
+        scores a smoothed target) get the soft-target bound (DESIGN.md §7):
+        the loss module's own score of the augmented logits plus the
+        bound's extra term, reduced as the module reduces. Accuracy
+        (``cal_acc``) is measured on the plain logits, as at test time.
         """
         name = type(self).__name__
-        if 'gt_score' in data_samples[0]:
-            raise ValueError(
-                f'{name}: the batch carries soft labels (gt_score), as '
-                'Mixup/CutMix batch augments make; ISDA needs hard labels. '
-                'Remove model.data_preprocessor.batch_augments or use the '
-                f'stock head {name[4:]!r}')
         fc = self.final_linear
         features = self.pre_logits(feats)
         if features.dim() != 2 or features.shape[1] != fc.in_features:
@@ -114,11 +109,28 @@ class ISDAClsHeadMixin(ISDAHeadMixin):
                 f'set model.head.{key}={features.shape[-1]}')
         logits = fc(features)
         labels = torch.cat([s.gt_label for s in data_samples])
-        augmented = self.isda_augment(features, logits, labels, fc.weight)
-        # ClsHead._get_loss, with the accuracy of the plain logits.
-        losses = dict(loss=self.loss_module(
-            augmented, labels, avg_factor=augmented.size(0), **kwargs))
+        mixed = 'gt_score' in data_samples[0]
+        # What ClsHead._get_loss gives the loss module.
+        target = (torch.stack([s.gt_score for s in data_samples])
+                  if mixed else labels)
+        if mixed or isinstance(self.loss_module, LabelSmoothLoss):
+            scored = self._scored_target(target, logits.shape[1])
+            augmented, extra = self.isda_augment_soft(
+                features, logits, scored, fc.weight,
+                target if mixed else labels)
+            loss = self.loss_module(
+                augmented, target, avg_factor=augmented.size(0), **kwargs)
+            loss = loss + self._reduce_as_loss(extra, **kwargs)
+        else:
+            augmented = self.isda_augment(features, logits, labels, fc.weight)
+            loss = self.loss_module(
+                augmented, labels, avg_factor=augmented.size(0), **kwargs)
+        losses = dict(loss=loss)
         if self.cal_acc:
+            if mixed:
+                raise ValueError(
+                    f'{name}: accuracy is pointless on mixed targets (Mixup, '
+                    'CutMix); set model.head.cal_acc=False')
             acc = Accuracy.calculate(logits, labels, topk=self.topk)
             losses.update(
                 {f'accuracy_top-{k}': a
@@ -126,28 +138,69 @@ class ISDAClsHeadMixin(ISDAHeadMixin):
         losses.update(self.isda_log_vars())
         return losses
 
+    def _scored_target(self, target: torch.Tensor,
+                       num_classes: int) -> torch.Tensor:
+        """``(N, C)`` target the loss module scores, times its class
+        weights: what the bound needs. Label smoothing's target comes from
+        the module's own code."""
+        loss = self.loss_module
+        if isinstance(loss, LabelSmoothLoss):
+            if loss.num_classes is None:  # as its forward sets it
+                loss.num_classes = num_classes
+            target = loss.smooth_label(
+                loss.generate_one_hot_like_label(target))
+        class_weight = _cross_entropy(loss).class_weight
+        if class_weight is not None:
+            target = target * target.new_tensor(class_weight)
+        return target.float()
+
+    def _reduce_as_loss(self, per_sample: torch.Tensor, weight=None,
+                        reduction_override=None, **kwargs) -> torch.Tensor:
+        """Weight, reduce and scale a per-sample term as the loss module
+        does its per-sample cross-entropy (``avg_factor`` = batch size)."""
+        loss, inner = self.loss_module, _cross_entropy(self.loss_module)
+        scale = loss.loss_weight * (inner.loss_weight if inner is not loss
+                                    else 1)
+        return scale * weight_reduce_loss(
+            per_sample,
+            weight=None if weight is None else weight.float(),
+            reduction=reduction_override or inner.reduction,
+            avg_factor=per_sample.size(0))
+
+
+def _cross_entropy(loss: nn.Module) -> nn.Module:
+    """The CrossEntropyLoss that scores: the module, or the one
+    LabelSmoothLoss wraps."""
+    return getattr(loss, 'ce', loss)
+
 
 register_isda_heads(ISDAClsHeadMixin, FINAL_LINEAR, MODELS)
 
 
 def check_config(cfg) -> None:
-    """Refuse, before anything is built, batch augments that make soft labels.
+    """Refuse, before anything is built, an ISDA head whose loss has no
+    ISDA bound: a sigmoid (binary or multi-label) cross-entropy.
 
-    Mixup and CutMix give every sample a mixed ``gt_score``; the ISDA bound
-    is for hard labels, so an ISDA head with them is a config error.
-    ``tools/train.py`` calls this; the heads also refuse soft labels at the
-    first batch, for other tools.
+    Mixup, CutMix (``model.train_cfg.augments`` or a data preprocessor's
+    ``batch_augments``) and label smoothing are bounded (DESIGN.md §7).
+    ``tools/train.py`` calls this; the heads refuse the same losses when
+    built, for other tools.
     """
     model = cfg.get('model') or {}
     head = model.get('head')
     if not isinstance(head, dict) or not str(head.get('type',
                                                       '')).startswith('ISDA'):
         return
-    for key, pre in (('model.data_preprocessor',
-                      model.get('data_preprocessor')),
-                     ('data_preprocessor', cfg.get('data_preprocessor'))):
-        if isinstance(pre, dict) and pre.get('batch_augments'):
-            raise ValueError(
-                f"{head['type']}: {key}.batch_augments (Mixup, CutMix) makes "
-                'soft labels, which the ISDA bound does not cover; set '
-                f'{key}.batch_augments=None or use the stock head')
+    loss = head.get('loss') or {}
+    sigmoid = loss.get('use_sigmoid')
+    if sigmoid is None and loss.get('type') == 'LabelSmoothLoss' \
+            and loss.get('mode') == 'multi_label':
+        key, sigmoid = 'model.head.loss.mode', True
+    else:
+        key = 'model.head.loss.use_sigmoid'
+    if sigmoid:
+        raise ValueError(
+            f"{head['type']}: {key} makes a sigmoid cross-entropy, which has "
+            'no ISDA bound (it is derived for softmax cross-entropy); use a '
+            'softmax loss (CrossEntropyLoss, LabelSmoothLoss) or the stock '
+            'head')

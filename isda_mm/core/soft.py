@@ -97,40 +97,45 @@ def _normalised(rows: Tensor) -> Tensor:
 
 def _mixture(name: str, mixture: Optional[Tensor], targets: Tensor,
              num_classes: int) -> Tensor:
-    """``(N, C)`` normalised covariance weights, checked."""
-    if not (torch.isfinite(targets) & (targets >= 0)).all():
-        raise ValueError(f'{name}: targets must be finite and non-negative')
-    if mixture is None:
-        return _normalised(targets)
-    if not torch.is_tensor(mixture) or mixture.dtype == torch.bool:
+    """``(N, C)`` normalised covariance weights, checked with the targets
+    in one host sync."""
+    if mixture is not None and (not torch.is_tensor(mixture)
+                                or mixture.dtype == torch.bool):
         raise TypeError(f'{name}: mixture must be integer labels (N,) or '
                         'floating class weights (N, C)')
-    if not mixture.is_floating_point():
-        if mixture.shape != targets.shape[:1]:
-            raise ValueError(f'{name}: mixture labels must be (N,), got '
-                             f'{tuple(mixture.shape)}')
-        if ((mixture < 0) | (mixture >= num_classes)).any():
-            raise ValueError(f'{name}: mixture labels must be in '
-                             f'[0, {num_classes})')
-        return (mixture[:, None] == torch.arange(
+    labels = mixture is not None and not mixture.is_floating_point()
+    want = targets.shape[:1] if labels else targets.shape
+    if mixture is not None and mixture.shape != want:
+        kind = 'labels' if labels else 'weights'
+        raise ValueError(f'{name}: mixture {kind} must be {tuple(want)}, as '
+                         f'the targets, got {tuple(mixture.shape)}')
+    checked = [targets]
+    if labels:
+        onehot = (mixture[:, None] == torch.arange(
             num_classes, device=mixture.device)).to(targets.dtype)
-    if mixture.shape != targets.shape:
-        raise ValueError(f'{name}: mixture weights must be (N, C) as the '
-                         f'targets, got {tuple(mixture.shape)}')
-    if not (torch.isfinite(mixture) & (mixture >= 0)).all():
-        raise ValueError(f'{name}: mixture weights must be finite and '
-                         'non-negative')
-    return _normalised(mixture.detach().to(targets.dtype))
+        # a label out of range has no one
+        checked.append(onehot.sum(1) - 1)
+        mixture = onehot
+    elif mixture is not None:
+        checked.append(mixture.detach().to(targets.dtype))
+    valid = [(torch.isfinite(t) & (t >= 0)).all() for t in checked]
+    if not torch.stack(valid).all():
+        raise ValueError(f'{name}: targets and mixture weights must be finite '
+                         'and non-negative, and mixture labels in '
+                         f'[0, {num_classes})')
+    return _normalised(targets if mixture is None else mixture)
 
 
 def _pairs(mix: Tensor):
     """The classes a full table needs (host list) and its mixture: weights
     over them ``(K, K_c)`` and, per class, the patterns that use it."""
-    used = (mix > 0).T.cpu()  # one sync for the classes and their rows
-    host_classes = used.any(1).nonzero().flatten().tolist()
-    rows = [used[c].nonzero().flatten() for c in host_classes]
-    classes = torch.tensor(host_classes, dtype=torch.long, device=mix.device)
-    flat = torch.cat(rows).to(mix.device) if rows else classes
-    pairs = [(r, mix[r, c])
-             for r, c in zip(flat.split([len(r) for r in rows]), classes)]
+    used = (mix > 0).T.tolist()  # one sync for the classes and their rows
+    host_classes = [c for c, row in enumerate(used) if any(row)]
+    rows = [[p for p, u in enumerate(used[c]) if u] for c in host_classes]
+    # one copy to the device for all of them
+    flat = torch.tensor(host_classes + [p for r in rows for p in r],
+                        device=mix.device)
+    classes, flat = flat[:len(host_classes)], flat[len(host_classes):]
+    pairs = [(r, mix[r, c]) for r, c in zip(flat.split([len(r) for r in rows]),
+                                            host_classes)]
     return host_classes, (mix[:, classes], pairs)

@@ -6,7 +6,7 @@ builds ``type('ISDA' + Head.__name__, (Mixin, Head), {})`` for every stock
 head and registers it beside the stock one (DESIGN.md §5).
 """
 import sys
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from mmengine.registry import Registry
@@ -66,6 +66,16 @@ class ISDAHeadMixin:
         self._isda_ratio = isda_lambda(self.lambda0, self.lambda_by)
         return self.isda.augment(features, logits, labels, weight,
                                  self._isda_ratio)
+
+    def isda_augment_soft(self, features: Tensor, logits: Tensor,
+                          targets: Tensor, weight: Tensor,
+                          mixture: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """:meth:`isda_augment` for soft targets: the augmented logits and
+        the bound's extra term (:meth:`isda_mm.core.ISDALoss.augment_soft`).
+        """
+        self._isda_ratio = isda_lambda(self.lambda0, self.lambda_by)
+        return self.isda.augment_soft(features, logits, targets, weight,
+                                      self._isda_ratio, mixture)
 
     def isda_log_vars(self) -> Dict[str, Tensor]:
         """``isda_lambda`` and the statistics' summary, for the loss dict

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from host_syncs import training_step_syncs
-from isda_reference import reference_augment
+from isda_reference import reference_augment, reference_soft_augment
 from mmengine.runner import load_checkpoint, save_checkpoint
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -106,9 +106,9 @@ def test_accuracy_on_plain_logits():
 @pytest.mark.parametrize('loss, match', [
     (dict(type='CrossEntropyLoss', use_sigmoid=True),
      r'CrossEntropyLoss with use_sigmoid=True; use one of'),
+    (dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='multi_label'),
+     r'LabelSmoothLoss with use_sigmoid=True; use one of'),
     (dict(type='FocalLoss'), r'model.head.loss is FocalLoss'),
-    (dict(type='CrossEntropyLoss', use_soft=True),
-     r'model.head.loss.use_soft=True'),
 ])
 def test_unsupported_loss_fails_at_build(loss, match):
     with pytest.raises(ValueError, match=match):
@@ -116,12 +116,81 @@ def test_unsupported_loss_fails_at_build(loss, match):
                           in_channels=IN, loss=loss))
 
 
-def test_soft_labels_fail_with_advice():
-    head = MODELS.build(dict(type='ISDALinearClsHead', num_classes=C,
-                             in_channels=IN))
-    with pytest.raises(ValueError, match='batch_augments'):
-        head.loss(feats_for('LinearClsHead'), samples(soft=True))
-    assert head.isda.estimator.count.sum() == 0
+def mixup(data, mu=0.7):
+    """What mmpretrain's Mixup leaves in the samples: gt_label kept, a
+    gt_score mixing each with another (one mu per batch)."""
+    onehot = F.one_hot(torch.cat([s.gt_label for s in data]), C).float()
+    scores = mu * onehot + (1 - mu) * onehot.roll(1, 0)
+    for s, score in zip(data, scores):
+        s.set_gt_score(score)
+    return data
+
+
+def smooth(target, loss):
+    """Label smoothing from its formulas (mmpretrain's docstring)."""
+    eps, mode = loss.get('label_smooth_val', 0), loss.get('mode', 'original')
+    if mode == 'classy_vision':
+        return (target + eps / C) / (1 + eps)
+    return (1 - eps) * target + eps / C
+
+
+SOFT_LOSSES = [
+    dict(type='CrossEntropyLoss'),
+    dict(type='CrossEntropyLoss', use_soft=True, loss_weight=0.7,
+         class_weight=[1.0, 2.0, 0.5, 1.5]),
+    dict(type='LabelSmoothLoss', label_smooth_val=0.1, loss_weight=2.0),
+    dict(type='LabelSmoothLoss', label_smooth_val=0.2, mode='classy_vision',
+         class_weight=[1.0, 2.0, 0.5, 1.5]),
+]
+
+
+@pytest.mark.parametrize('head_type', STOCK)
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+@pytest.mark.parametrize('loss', SOFT_LOSSES, ids=lambda c: c['type'])
+@pytest.mark.parametrize('mixed', [True, False], ids=['mixup', 'hard'])
+def test_soft_target_loss_is_the_bound(head_type, covariance, loss, mixed):
+    if not mixed and loss.get('use_soft'):
+        pytest.skip('use_soft=True needs soft targets in mmpretrain too')
+    _, head = build_pair(head_type, lambda0=1.5, covariance=covariance,
+                         loss=loss)
+    head = head.double()
+    feats = tuple(f.double() if torch.is_tensor(f) else [x.double()
+                                                          for x in f]
+                  for f in feats_for(head_type))
+    data = samples()
+    if mixed:
+        mixup(data)
+    labels = torch.cat([s.gt_label for s in data])
+    score = (torch.stack([s.gt_score for s in data]).double() if mixed
+             else F.one_hot(labels, C).double())
+    target = score
+    if loss['type'] == 'LabelSmoothLoss':
+        target = smooth(score, loss)
+    if 'class_weight' in loss:
+        target = target * torch.tensor(loss['class_weight']).double()
+    got = head.loss(feats, data)['loss']
+    # The statistics took this batch: the mixed samples by their weights.
+    est = head.isda.estimator
+    torch.testing.assert_close(est.weight_sum, score.sum(0))
+    fc = head.final_linear
+    features = head.pre_logits(feats).detach()
+    logits = fc(features)
+    mixture = score if mixed else labels
+    out, extra = reference_soft_augment(logits, target, fc.weight,
+                                        est.covariance.double(), 1.5, mixture)
+    bound = (-(target * out.log_softmax(1)).sum(1) + extra).mean()
+    scale = loss.get('loss_weight', 1.0)
+    torch.testing.assert_close(got, scale * bound)
+
+
+@pytest.mark.parametrize('loss', SOFT_LOSSES, ids=lambda c: c['type'])
+def test_soft_targets_lambda0_zero_gives_stock_loss(loss):
+    stock, head = build_pair('LinearClsHead', lambda0=0.0, loss=loss)
+    stock.loss_module = MODELS.build(loss)
+    feats, data = feats_for('LinearClsHead'), mixup(samples())
+    got = head.loss(feats, copy.deepcopy(data))
+    want = stock.loss(feats, copy.deepcopy(data))
+    assert torch.equal(got['loss'], want['loss'])
 
 
 def test_feature_width_mismatch_names_the_key():
@@ -152,19 +221,35 @@ def test_checkpoint_loads_into_stock_head(tmp_path):
     assert torch.equal(head(feats), stock(feats))
 
 
-@pytest.mark.parametrize('where', ['model', 'top'])
-def test_batch_augments_refused_when_the_config_is_built(where):
+@pytest.mark.parametrize('where', ['model', 'top', 'train_cfg'])
+def test_mixing_recipes_pass_the_config_check(where):
     from mmengine.config import Config
 
     from isda_mm.classification import check_config
-    pre = dict(batch_augments=dict(augments=[dict(type='Mixup', alpha=0.8)]))
-    cfg = dict(model=dict(head=dict(type='ISDALinearClsHead')))
-    if where == 'model':
-        cfg['model']['data_preprocessor'] = pre
+    augments = [dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.)]
+    cfg = dict(model=dict(head=dict(
+        type='ISDALinearClsHead',
+        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1))))
+    if where == 'train_cfg':
+        cfg['model']['train_cfg'] = dict(augments=augments)
     else:
-        cfg['data_preprocessor'] = pre
-    with pytest.raises(ValueError, match=r'data_preprocessor.batch_augments'
-                       r'=None or use the stock head'):
+        pre = dict(batch_augments=dict(augments=augments))
+        (cfg['model'] if where == 'model' else cfg)['data_preprocessor'] = pre
+    check_config(Config(cfg))
+
+
+@pytest.mark.parametrize('loss, key', [
+    (dict(type='CrossEntropyLoss', use_sigmoid=True),
+     'model.head.loss.use_sigmoid'),
+    (dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='multi_label'),
+     'model.head.loss.mode'),
+])
+def test_sigmoid_losses_refused_when_the_config_is_built(loss, key):
+    from mmengine.config import Config
+
+    from isda_mm.classification import check_config
+    cfg = dict(model=dict(head=dict(type='ISDALinearClsHead', loss=loss)))
+    with pytest.raises(ValueError, match=rf'{key} makes a sigmoid'):
         check_config(Config(cfg))
     cfg['model']['head']['type'] = 'LinearClsHead'
     check_config(Config(cfg))  # the stock head takes them
@@ -185,3 +270,16 @@ def test_accuracy_and_host_syncs_match_stock(covariance):
         assert torch.equal(torch.stack(losses['isda'][key]),
                            torch.stack(losses['stock'][key]))
     assert syncs['isda'] - syncs['stock'] <= 2
+
+
+@pytest.mark.parametrize('covariance, most', [('full', 7), ('diagonal', 5)])
+def test_soft_target_host_syncs_do_not_grow_with_the_batch(covariance, most):
+    """A few checks, the pattern search and the mixed samples' pairs: a
+    fixed number of syncs, whatever the batch size."""
+    stock, head = build_pair('LinearClsHead', lambda0=5.0,
+                             covariance=covariance)
+    for n in (10, 40):
+        feats, data = feats_for('LinearClsHead', n), mixup(samples(n))
+        syncs = [training_step_syncs(lambda: h.loss(feats, copy.deepcopy(
+            data)))[0] for h in (stock, head)]
+        assert syncs[1] - syncs[0] == most

@@ -169,8 +169,11 @@ def test_bound_above_monte_carlo(kind, case):
     (dict(targets=torch.ones(N, C + 1)), ValueError,
      r'expected logits and targets \(N, C\)'),
     (dict(mixture=torch.full((N, ), C)), ValueError,
-     r'mixture labels must be in \[0, 5\)'),
-    (dict(mixture=torch.ones(N, C + 1)), ValueError, r'mixture weights'),
+     r'mixture labels in \[0, 5\)'),
+    (dict(mixture=torch.ones(N, C + 1)), ValueError,
+     r'mixture weights must be \(10, 5\)'),
+    (dict(mixture=torch.full((N, C), float('nan'))), ValueError,
+     r'finite and non-negative'),
     (dict(mixture=torch.ones(N, dtype=torch.bool)), TypeError,
      r'mixture must be integer labels'),
 ])
