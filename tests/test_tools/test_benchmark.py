@@ -24,8 +24,8 @@ def _load(name):
     return importlib.import_module(f'benchmark.{name}')
 
 
-core, heads, model, cli, measure = (
-    _load(n) for n in ('core', 'heads', 'model', 'cli', 'measure'))
+core, heads, model, cli, measure, soft = (
+    _load(n) for n in ('core', 'heads', 'model', 'cli', 'measure', 'soft'))
 
 
 @pytest.mark.parametrize('shape', ['24x6x8:full', '40x7x5:diagonal'])
@@ -115,3 +115,27 @@ def test_model_row_trains_both_models():
     assert 'decode.isda_lambda' in log_vars
     result = measure.measure_alternating(steps, 'cpu', repeats=2)
     assert '| Fast-SCNN' in model.format_table([dict(result, row='Fast-SCNN')])
+
+
+@pytest.mark.parametrize('shape', ['24x6x8:full', '40x7x5:diagonal'])
+def test_soft_rows_check_then_time(shape):
+    shape = core.parse_shape(shape)
+    errors = soft.check_one_hot(shape, 'cpu', ratio=0.5, rtol=1e-5)
+    assert set(errors) == {'loss', 'weight_grad'}
+    steps = soft.build_steps(shape, core.make_inputs(shape, 'cpu'), 0.5)
+    result = measure.measure_alternating(steps, 'cpu', repeats=2)
+    assert f'| {shape.name} |' in soft.format_table([dict(result,
+                                                          shape=shape)])
+
+
+def test_soft_rows_check_can_fail(monkeypatch):
+
+    class Shifted(soft.ISDALoss):
+
+        def augment_soft(self, *args):
+            out, extra = super().augment_soft(*args)
+            return out, extra + 1e-3
+
+    monkeypatch.setattr(soft, 'ISDALoss', Shifted)
+    with pytest.raises(measure.BenchmarkError, match='one-hot targets'):
+        soft.check_one_hot(core.parse_shape('24x6x8:full'), 'cpu', 0.5, 1e-5)

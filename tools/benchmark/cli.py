@@ -1,6 +1,6 @@
-"""What ISDA costs, in three tables.
+"""What ISDA costs, in four tables.
 
-``python tools/benchmark`` prints all three; name some to print only those:
+``python tools/benchmark`` prints all four; name some to print only those:
 
 - ``core``: one ISDA step of ``isda_mm`` against the dense algorithm of the
   released implementation, time and peak memory, and for full covariances
@@ -9,11 +9,13 @@
   stock against the ISDA twin, with the ISDA core alone as the floor
   (:mod:`.heads`);
 - ``model``: whole training iterations, baseline config against its ISDA
-  twin (:mod:`.model`).
+  twin (:mod:`.model`);
+- ``soft``: one ISDA step on Mixup targets against the hard-label step
+  (:mod:`.soft`).
 
 Examples::
 
-    python tools/benchmark                     # all three, on the CPU
+    python tools/benchmark                     # all four, on the CPU
     python tools/benchmark heads model --device cuda
     python tools/benchmark core --shapes 16x5x8:full --repeats 3
 """
@@ -25,14 +27,15 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import core, heads, model
+from . import core, heads, model, soft
 from .measure import RESULT_TAG, device_name
 
-TABLES = dict(core=core, heads=heads, model=model)
+TABLES = dict(core=core, heads=heads, model=model, soft=soft)
 TITLES = dict(
     core='One ISDA step: isda_mm against the dense algorithm',
     heads='A training step through real heads (forward, loss, backward)',
-    model='Whole training iterations, data in memory')
+    model='Whole training iterations, data in memory',
+    soft='One ISDA step on soft targets (Mixup) against hard labels')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
