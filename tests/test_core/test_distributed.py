@@ -26,40 +26,49 @@ def rank_batches(rank):
     return batches
 
 
-def worker(rank, kind, sync, store, out):
+def mixed(labels):
+    """Class weights as Mixup makes them (ignored labels become class 0)."""
+    onehot = torch.nn.functional.one_hot(labels.clamp(max=C - 1), C).float()
+    return 0.6 * onehot + 0.4 * onehot.roll(1, 0)
+
+
+def worker(rank, kind, sync, store, out, soft=False):
     dist.init_process_group('gloo', init_method=f'file://{store}',
                             rank=rank, world_size=2)
     est = CovarianceEstimator(C, A, kind, ignore_index=IGNORE,
                               sync_ranks=sync)
     with warnings.catch_warnings(record=True):
         for features, labels in rank_batches(rank):
-            est.update(features, labels)
+            est.update(features, mixed(labels) if soft else labels)
     torch.save(est.state_dict(), f'{out}{rank}.pt')
     dist.destroy_process_group()
 
 
-def single_process(kind, ranks):
+def single_process(kind, ranks, soft=False):
     est = CovarianceEstimator(C, A, kind, ignore_index=IGNORE)
     per_rank = [rank_batches(r) for r in ranks]
     with warnings.catch_warnings(record=True):
         for step in zip(*per_rank):
-            good = [(f, y) for f, y in step if torch.isfinite(f).all()]
+            good = [(f, mixed(y) if soft else y) for f, y in step
+                    if torch.isfinite(f).all()]
             if good:
                 est.update(torch.cat([f for f, _ in good]),
                            torch.cat([y for _, y in good]))
     return est.state_dict()
 
 
-def run(tmp_path, kind, sync):
+def run(tmp_path, kind, sync, soft=False):
     out = str(tmp_path / 'rank')
-    mp.spawn(worker, args=(kind, sync, tmp_path / 'store', out), nprocs=2)
+    mp.spawn(worker, args=(kind, sync, tmp_path / 'store', out, soft),
+             nprocs=2)
     return [torch.load(f'{out}{r}.pt') for r in range(2)]
 
 
 @pytest.mark.parametrize('kind', ['full', 'diagonal'])
-def test_synchronised_statistics_equal_one_process(tmp_path, kind):
-    states = run(tmp_path, kind, sync=True)
-    expected = single_process(kind, ranks=[0, 1])
+@pytest.mark.parametrize('soft', [False, True], ids=['labels', 'weights'])
+def test_synchronised_statistics_equal_one_process(tmp_path, kind, soft):
+    states = run(tmp_path, kind, sync=True, soft=soft)
+    expected = single_process(kind, ranks=[0, 1], soft=soft)
     for name in expected:
         assert torch.equal(states[0][name], states[1][name]), name
         torch.testing.assert_close(states[0][name], expected[name],
