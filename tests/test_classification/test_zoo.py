@@ -1,0 +1,327 @@
+"""The ISDA heads drop into the installed mmpretrain model zoo.
+
+Walks every config of mmpretrain's zoo (``.mim/configs``, not ``_base_``).
+Where ``model.head`` is ``LinearClsHead``, ``StackedLinearClsHead`` or
+``VisionTransformerClsHead``, only the head's type becomes ``ISDA<type>``
+and the whole model is built with its weights on the meta device (the zoo
+has billion-parameter models). A head is refused only for a loss that has
+no ISDA bound (sigmoid, multi-label); the Mixup/CutMix recipes build. Run
+with ``pytest -s`` for the summary table.
+"""
+import collections
+import contextlib
+import copy
+import dataclasses
+import logging
+import re
+import warnings
+from pathlib import Path
+from unittest import mock
+
+import mmpretrain
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+from mmengine.utils import import_modules_from_strings
+from mmpretrain.registry import MODELS
+from mmpretrain.utils import register_all_modules
+from torch.overrides import TorchFunctionMode
+
+import isda_mm  # noqa: F401
+
+ZOO_DIR = Path(mmpretrain.__file__).parent / '.mim' / 'configs'
+SUPPORTED = ('LinearClsHead', 'StackedLinearClsHead',
+             'VisionTransformerClsHead')
+SOFTMAX_LOSSES = ('CrossEntropyLoss', 'LabelSmoothLoss')
+# The factories that allocate weights. The others (linspace, arange, tensor)
+# stay on the CPU: many backbones read their drop-path rates back with
+# .item() or .tolist(), which a plain torch.device('meta') makes fail.
+WEIGHT_FACTORIES = {
+    torch.empty, torch.empty_strided, torch.empty_permuted, torch.zeros,
+    torch.ones, torch.full, torch.rand, torch.randn, torch.randint
+}
+# Filling a meta tensor changes nothing but costs time (its kernels are
+# Python decompositions).
+INITS = {getattr(torch.nn.init, f) for f in dir(torch.nn.init)
+         if f.endswith('_') and not f.startswith('_')} | {
+             torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.fill_,
+             torch.Tensor.zero_, torch.Tensor.erfinv_, torch.Tensor.clamp_}
+MAX_REAL_PARAMETERS = 1 << 20
+
+
+class MetaWeights(TorchFunctionMode):
+    """``torch.device('meta')`` for WEIGHT_FACTORIES only."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in INITS:
+            tensor = args[0] if args else kwargs.get('tensor')
+            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                return tensor
+        if func in WEIGHT_FACTORIES and kwargs.get('device') is None:
+            kwargs = dict(kwargs, device='meta')
+        return func(*args, **kwargs)
+
+
+def zoo_configs():
+    return sorted(p for p in ZOO_DIR.rglob('*.py')
+                  if '_base_' not in p.relative_to(ZOO_DIR).parts)
+
+
+def name(path):
+    return str(path.relative_to(ZOO_DIR))
+
+
+@contextlib.contextmanager
+def each_file_parsed_once():
+    """mmengine parses a base file again for every config that inherits
+    it; what a file parses to depends on its path alone."""
+    parse = Config._file2dict
+    parsed = {}
+
+    def file2dict(filename, *args, **kwargs):
+        key = (filename, args, tuple(sorted(kwargs.items())))
+        if key not in parsed:
+            parsed[key] = parse(filename, *args, **kwargs)
+        return copy.deepcopy(parsed[key])
+
+    with mock.patch.object(Config, '_file2dict', staticmethod(file2dict)):
+        yield
+
+
+@contextlib.contextmanager
+def quiet():
+    """The zoo's own warnings and INFO logs are not this test's subject."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def parse(path):
+    # All of the zoo's configs are classic ones; lazy-import detection
+    # misreads those whose base file imports a module.
+    return Config.fromfile(str(path), import_custom_modules=False,
+                           lazy_import=False)
+
+
+def head_type(cfg):
+    model = cfg.get('model')
+    if not isinstance(model, dict):
+        return '(no model)'
+    head = model.get('head')
+    if not isinstance(head, dict):
+        return '(no model.head)'
+    kind = head.get('type')
+    return kind if isinstance(kind, str) else getattr(kind, '__name__',
+                                                      repr(kind))
+
+
+def loss_of(head):
+    return head.get('loss') or dict(type='CrossEntropyLoss')
+
+
+def is_softmax(loss):
+    return (loss.get('type') in SOFTMAX_LOSSES
+            and not loss.get('use_sigmoid')
+            and loss.get('mode', 'original') != 'multi_label')
+
+
+def mixes_labels(cfg):
+    """Mixup/CutMix, as ``train_cfg.augments`` or ``batch_augments``."""
+    model = cfg.model
+    preprocessors = (model.get('data_preprocessor'),
+                     cfg.get('data_preprocessor'))
+    return bool((model.get('train_cfg') or {}).get('augments')) or any(
+        isinstance(p, dict) and p.get('batch_augments')
+        for p in preprocessors)
+
+
+def model_cfg(cfg, head):
+    model = copy.deepcopy(cfg.model)
+    model.head.type = head
+    # as mmengine's Runner does with the top-level data_preprocessor
+    if cfg.get('data_preprocessor') is not None:
+        model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return model
+
+
+def build(cfg):
+    with MetaWeights():
+        return MODELS.build(cfg)
+
+
+def error(e):
+    return f'{type(e).__name__}: {e}'
+
+
+def first_sentence(message):
+    return re.split(r'[.;]\s', f'{message} ', maxsplit=1)[0].strip()
+
+
+def stock_error(cfg):
+    try:
+        build(cfg)
+    except Exception as e:
+        return error(e)
+    return None
+
+
+def outcome(cfg):
+    """``(kind, detail)`` of building the config with its ISDA head:
+    refused (by the head alone), built, unbuildable (the stock config too)
+    or broken (only with ISDA)."""
+    stock = cfg.model.head.type
+    isda = model_cfg(cfg, 'ISDA' + stock)
+    try:
+        build(isda.head)
+    except (ValueError, TypeError) as e:
+        if stock_error(model_cfg(cfg, stock).head) is None:
+            return 'refused', first_sentence(e)
+        return 'unbuildable', first_sentence(error(e))
+    try:
+        model = build(isda)
+    except Exception as e:
+        if stock_error(model_cfg(cfg, stock)) == error(e):
+            return 'unbuildable', first_sentence(error(e))
+        return 'broken', error(e)
+    if (type(model.head).__name__ != 'ISDA' + stock
+            or not isinstance(model.head, MODELS.get(stock))):
+        return 'broken', f'head built as {type(model.head).__name__}'
+    return 'built', sum(p.numel() for p in model.parameters()
+                        if not p.is_meta)
+
+
+@dataclasses.dataclass
+class Walk:
+    configs: int = 0
+    supported: int = 0
+    built: dict = dataclasses.field(default_factory=dict)
+    mixing: list = dataclasses.field(default_factory=list)
+    refused: dict = dataclasses.field(default_factory=dict)
+    losses: dict = dataclasses.field(default_factory=dict)
+    skipped: dict = dataclasses.field(default_factory=dict)
+    unbuildable: dict = dataclasses.field(default_factory=dict)
+    broken: dict = dataclasses.field(default_factory=dict)
+    not_applicable: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter)
+    outcomes: dict = dataclasses.field(default_factory=dict)
+
+    def visit(self, path):
+        self.configs += 1
+        key = name(path)
+        try:
+            cfg = parse(path)
+        except Exception as e:
+            self.skipped[key] = first_sentence(error(e))
+            return
+        kind = head_type(cfg)
+        if kind not in SUPPORTED:
+            self.not_applicable[kind] += 1
+            return
+        if cfg.get('custom_imports'):
+            try:
+                import_modules_from_strings(**cfg.custom_imports)
+            except ImportError as e:
+                self.skipped[key] = first_sentence(error(e))
+                return
+        self.supported += 1
+        self.losses[key] = loss_of(cfg.model.head)
+        # Identical models (other data or schedule) are built once.
+        model = repr(model_cfg(cfg, kind).to_dict())
+        if model not in self.outcomes:
+            self.outcomes[model] = outcome(cfg)
+        result, detail = self.outcomes[model]
+        getattr(self, result)[key] = detail
+        if mixes_labels(cfg):
+            self.mixing.append(key)
+
+    @property
+    def built_mixing(self):
+        return [key for key in self.mixing if key in self.built]
+
+
+@pytest.fixture(scope='module')
+def zoo():
+    register_all_modules(init_default_scope=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small helper tensors, busy 2-core CPU
+    walk = Walk()
+    try:
+        with DefaultScope.overwrite_default_scope('mmpretrain'), \
+                each_file_parsed_once(), quiet():
+            for path in zoo_configs():
+                walk.visit(path)
+    finally:
+        torch.set_num_threads(threads)
+    print(summary(walk))
+    return walk
+
+
+def summary(walk):
+    def by_reason(reasons):
+        counts = collections.Counter(reasons)
+        return [(f'  {reason}', n) for reason, n in sorted(
+            counts.items(), key=lambda item: (-item[1], item[0]))]
+
+    rows = [('configs', walk.configs),
+            ('with a supported head', walk.supported),
+            ('built', len(walk.built)),
+            ('  of which mixing labels', len(walk.built_mixing)),
+            ('refused', len(walk.refused)), *by_reason(walk.refused.values()),
+            ('unbuildable on meta, stock too', len(walk.unbuildable)),
+            *by_reason(walk.unbuildable.values()),
+            ('broken by ISDA', len(walk.broken)),
+            *by_reason(walk.broken.values()),
+            ('skipped', len(walk.skipped)), *by_reason(walk.skipped.values()),
+            ('not applicable', sum(walk.not_applicable.values())),
+            *[(f'  {kind}', n) for kind, n in
+              walk.not_applicable.most_common()]]
+    lines = [f'\nmmpretrain {mmpretrain.__version__} zoo: {ZOO_DIR}']
+    lines += [f'{n:>5}  {label}' for label, n in rows]
+    return '\n'.join(lines)
+
+
+def test_whole_zoo_walked(zoo):
+    assert zoo.configs >= 500
+    assert zoo.configs == zoo.supported + len(zoo.skipped) + sum(
+        zoo.not_applicable.values())
+
+
+def test_supported_heads_build_or_are_refused(zoo):
+    """Every config with a supported head that parses builds with the ISDA
+    head or is refused, but for those the stock config cannot build."""
+    assert zoo.broken == {}
+    # LoRAModel calls init_weights in its constructor: that fails on meta
+    # weights, and on real ones it would load its checkpoint=''.
+    assert set(zoo.unbuildable) <= {
+        'vision_transformer/vit-base-p16_8xb64-lora_in1k-384px.py'}
+    assert len(zoo.built) + len(zoo.refused) == (zoo.supported
+                                                 - len(zoo.unbuildable))
+    assert len(zoo.built) >= 350
+
+
+def test_refused_only_without_softmax(zoo):
+    softmax = {key: zoo.refused[key] for key in zoo.refused
+               if is_softmax(zoo.losses[key])}
+    assert softmax == {}
+
+
+def test_mixup_cutmix_recipes_build(zoo):
+    not_built = [key for key in zoo.mixing
+                 if key not in zoo.built and is_softmax(zoo.losses[key])]
+    assert not_built == []
+    assert len(zoo.built_mixing) >= 100
+
+
+def test_no_weights_allocated(zoo):
+    heavy = {key: n for key, n in zoo.built.items()
+             if n > MAX_REAL_PARAMETERS}
+    assert heavy == {}
