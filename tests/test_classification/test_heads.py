@@ -131,6 +131,8 @@ def smooth(target, loss):
     eps, mode = loss.get('label_smooth_val', 0), loss.get('mode', 'original')
     if mode == 'classy_vision':
         return (target + eps / C) / (1 + eps)
+    if mode == 'multi_label':  # 1 - eps on every class present, eps elsewhere
+        return torch.where(target > 0, 1 - eps, eps)
     return (1 - eps) * target + eps / C
 
 
@@ -141,6 +143,9 @@ SOFT_LOSSES = [
     dict(type='LabelSmoothLoss', label_smooth_val=0.1, loss_weight=2.0),
     dict(type='LabelSmoothLoss', label_smooth_val=0.2, mode='classy_vision',
          class_weight=[1.0, 2.0, 0.5, 1.5]),
+    # not a distribution: the bound holds for any non-negative target
+    dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='multi_label',
+         use_sigmoid=False),
 ]
 
 

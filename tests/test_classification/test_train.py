@@ -127,3 +127,47 @@ def test_dist_train_sh_two_cpu_processes(config, tmp_path):
     for key, value in state.items():
         assert torch.equal(value, ranks[1][name][key]), key
     assert state['count'].tolist() == [EPOCHS * PER_CLASS] * CLASSES
+
+
+ZOO_MIXUP = """
+_base_ = 'mmpretrain::deit/deit-tiny_4xb256_in1k.py'
+custom_imports = dict(imports=['isda_mm'], allow_failed_imports=False)
+# The one-word edit: the zoo's head type. Mixup + CutMix, label smoothing,
+# AdamW and the 1000-way head stay the zoo's.
+model = dict(head=dict(type='ISDAVisionTransformerClsHead'))
+# A tiny image folder for ImageNet, with the zoo's own training pipeline.
+train_dataloader = dict(
+    batch_size={batch}, num_workers=0,
+    dataset=dict(_delete_=True, type='CustomDataset', data_root='{data}',
+                 data_prefix='train',
+                 pipeline={{{{_base_.train_pipeline}}}}))
+val_dataloader = val_cfg = val_evaluator = None
+test_dataloader = test_cfg = test_evaluator = None
+train_cfg = dict(max_epochs=1)
+param_scheduler = []  # the zoo's warm-up outlasts one epoch
+default_hooks = dict(logger=dict(interval=1))
+randomness = dict(seed=0)
+"""
+
+
+def test_zoo_mixup_recipe_trains_by_a_one_word_edit(tmp_path):
+    rng = np.random.default_rng(1)
+    for c in range(CLASSES):
+        folder = tmp_path / 'data' / 'train' / f'class{c}'
+        folder.mkdir(parents=True)
+        for i in range(BATCH):
+            image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+            cv2.imwrite(str(folder / f'{i}.png'), image)
+    config = tmp_path / 'deit_isda.py'
+    config.write_text(ZOO_MIXUP.format(batch=BATCH, data=tmp_path / 'data'))
+    run([sys.executable, 'tools/train.py', str(config)], tmp_path / 'work')
+    scalars = next((tmp_path / 'work').glob('*/vis_data/scalars.json'))
+    logged = [json.loads(line) for line in scalars.read_text().splitlines()]
+    assert len(logged) == CLASSES and all(
+        np.isfinite(r['loss']) and r['isda_lambda'] > 0 for r in logged[1:])
+    state = torch.load(tmp_path / 'work' / 'epoch_1.pth')['state_dict']
+    # Every image counted once in all: mixed ones by their Mixup/CutMix
+    # weights, spread over the classes they mix.
+    weight_sum = state['head.isda.estimator.weight_sum']
+    assert weight_sum.sum().item() == pytest.approx(CLASSES * BATCH)
+    assert (weight_sum[:CLASSES] > 0).all() and weight_sum[CLASSES:].sum() == 0
