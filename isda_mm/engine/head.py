@@ -93,11 +93,14 @@ class ISDAHeadMixin:
 
 def register_isda_heads(mixin: type, heads: Iterable[type],
                         registry: Registry) -> List[type]:
-    """Create and register ``ISDA<Head>`` for each stock head.
+    """Create and register ``ISDA<Head>`` for each stock head, and
+    ``ISDALoss`` for heads that users write themselves.
 
     The classes are also set as attributes of the mixin's module, so they
     pickle and show up in ``dir()`` like written-out classes.
     """
+    if 'ISDALoss' not in registry.module_dict:
+        registry.register_module(name='ISDALoss', module=ISDALoss)
     module = sys.modules[mixin.__module__]
     made = []
     for head in heads:

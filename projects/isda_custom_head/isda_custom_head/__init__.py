@@ -1,0 +1,3 @@
+from .two_layer_head import TwoLayerISDAHead
+
+__all__ = ['TwoLayerISDAHead']
