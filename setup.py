@@ -18,10 +18,18 @@ setup(
     license='Apache License 2.0',
     packages=find_packages(exclude=('configs*', 'tools*', 'tests*')),
     python_requires='>=3.9',
-    # Toolkits are optional: an adapter registers only if its toolkit imports.
-    install_requires=['torch>=2.0', 'mmengine>=0.8'],
+    # mmengine (0.10.7) resolves the zoos' scopes ('mmpretrain::...') with
+    # pkg_resources, which setuptools 81 removed and torch >= 2.6 no longer
+    # keeps out. Toolkits are optional: an adapter registers only if its
+    # toolkit imports.
+    install_requires=['torch>=2.0', 'mmengine>=0.8', 'setuptools<81'],
     extras_require={
-        'all': ['mmpretrain>=1.0', 'mmsegmentation>=1.0', 'mmdet>=3.0'],
+        # mmcv < 2.2 for mmdet 3.3; mmsegmentation imports ftfy and regex
+        # without declaring them.
+        'all': [
+            'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.0', 'mmsegmentation>=1.0',
+            'mmdet>=3.0', 'ftfy', 'regex'
+        ],
         'tests': ['pytest'],
     },
     zip_safe=False,
