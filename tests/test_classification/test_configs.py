@@ -201,8 +201,8 @@ def test_custom_imports_alone_suffice():
 
 
 @pytest.mark.skipif(not CIFAR10_JPG.exists(),
-                    reason='CIFAR-10 JPEG copy not unpacked in data/cifar10 '
-                    '(tar xzf ../shared/data/cifar10.tar.gz -C data/)')
+                    reason='CIFAR-10 JPEG copy not in data/cifar10 (see '
+                    '"Data" in README.md)')
 @pytest.mark.parametrize('split, size', [('train', 50000), ('val', 10000)])
 def test_cifar10_jpg_dataset(split, size, monkeypatch):
     monkeypatch.chdir(ROOT)  # data_root is relative to the repository

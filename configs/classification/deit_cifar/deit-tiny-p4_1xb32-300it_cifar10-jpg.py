@@ -13,12 +13,12 @@
 # 64) and the test pass about 2.6 min: about 10 min for the run; with the
 # CPU shared by other jobs it was 2-4x slower (timings in README.md).
 #
-# The data, as ../resnet_cifar/resnet32_1xb128-160e_cifar10-jpg.py: unpack
-# the JPEG copy from the repository root with
-#     mkdir -p data && tar xzf ../shared/data/cifar10.tar.gz -C data/
-# (data/cifar10/{train,test}/<class>/*.jpg, data/cifar10/meta/{train,test,
-# classes}.txt), read by CustomDataset; random crop 32 with padding 4 and
-# horizontal flip (DeiT's RandAugment and random erasing are left out).
+# The data, as ../resnet_cifar/resnet32_1xb128-160e_cifar10-jpg.py: the
+# CIFAR-10 JPEG copy ("Data" in the top-level README.md says where to get
+# it) in data/cifar10/{train,test}/<class>/*.jpg with data/cifar10/meta/
+# {train,test,classes}.txt, read by CustomDataset; random crop 32 with
+# padding 4 and horizontal flip (DeiT's RandAugment and random erasing are
+# left out).
 _base_ = 'mmpretrain::deit/deit-tiny_4xb256_in1k.py'
 
 custom_imports = dict(imports=['isda_mm'], allow_failed_imports=False)

@@ -3,8 +3,7 @@
 # detector itself is trained as usual). Only the backbone's initial weights
 # differ from cascade-mask-rcnn_r101_fpn_ms-3x_coco.py; how to make the
 # checkpoint is in README.md.
-_base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r101_fpn_ms-3x_coco.py'
-custom_imports = dict(imports=['isda_mm'], allow_failed_imports=False)
+_base_ = './cascade-mask-rcnn_r101_fpn_ms-3x_coco.py'
 
 model = dict(
     backbone=dict(

@@ -3,8 +3,7 @@
 # itself is trained as usual). Only the backbone's initial weights differ from
 # faster-rcnn_r50_fpn_ms-3x_coco.py; how to make the checkpoint is in
 # README.md.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_ms-3x_coco.py'
-custom_imports = dict(imports=['isda_mm'], allow_failed_imports=False)
+_base_ = './faster-rcnn_r50_fpn_ms-3x_coco.py'
 
 model = dict(
     backbone=dict(

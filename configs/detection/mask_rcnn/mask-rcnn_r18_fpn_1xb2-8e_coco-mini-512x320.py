@@ -1,9 +1,9 @@
 # Mask R-CNN, R-18 FPN trained from scratch on COCO-MINI: the CPU-budget
 # comparison of ISDA in the RoI head (mask-rcnn_r18_fpn_1xb2-isda-8e_...).
-# COCO-MINI is the copy of /work/shared/data (DATA.md): 80 train and 79 val
-# COCO-2017 images with their original instance annotations. Unpack it from
-# the repository root with
-#     mkdir -p data && tar xf ../shared/data/coco_mini.tar -C data/
+# COCO-MINI: 80 train and 79 val COCO-2017 images with their original
+# instance annotations ("Data" in the top-level README.md says where to get
+# it), in data/coco_mini/annotations/instances_{train,val}2017.json and
+# data/coco_mini/{train,val}2017/*.jpg.
 # No ImageNet weights can be downloaded here, so the backbone starts from
 # random weights and trains with its BN layers (the zoo freezes the stem and
 # BN statistics of a pre-trained backbone); images at most 512x320; FPN and

@@ -1,8 +1,8 @@
 # Fast-SCNN trained from scratch on CamVid (11 classes, void = 255): the
-# CPU-budget comparison of configs/segmentation. Unpack the copy of
-# /work/shared/data (DATA.md) from the repository root with
-#     mkdir -p data && tar xf ../shared/data/camvid.tar -C data/
-# which gives data/camvid/{img_dir,ann_dir}/{train,val,test}/.
+# CPU-budget comparison of configs/segmentation. The data: SegNet's CamVid
+# (README.md in configs/segmentation says where to get it and how to lay it
+# out) in data/camvid/img_dir/{train,val,test}/*.jpg and
+# data/camvid/ann_dir/{train,val,test}/*.png (classes 0-10, void 255).
 # Changes to the zoo's Cityscapes recipe: BN instead of SyncBN (one
 # process), softmax cross-entropy instead of the zoo's sigmoid one (the
 # ISDA bound is derived for softmax; the baseline uses the same loss),
