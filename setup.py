@@ -32,5 +32,9 @@ setup(
         ],
         'tests': ['pytest'],
     },
+    # The ISDA twin of any config: isda_mm/twin.py (tools/isda_config.py).
+    entry_points={
+        'console_scripts': ['isda-config = isda_mm.twin:main'],
+    },
     zip_safe=False,
 )

@@ -6,7 +6,7 @@ builds ``type('ISDA' + Head.__name__, (Mixin, Head), {})`` for every stock
 head and registers it beside the stock one (DESIGN.md §5).
 """
 import sys
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 from mmengine.registry import Registry
@@ -115,3 +115,22 @@ def register_isda_heads(mixin: type, heads: Iterable[type],
         setattr(module, name, cls)
         made.append(cls)
     return made
+
+
+def register_refusals(registry: Registry, reasons: Mapping[str, str]) -> None:
+    """Register ``ISDA<Head>`` for heads ISDA cannot bound, as entries that
+    raise a ``ValueError`` saying why (one sentence each, ``reasons``)
+    when the model is built, rather than "not in the registry" or an
+    approximation."""
+    for name, reason in reasons.items():
+        registry.register_module(name=f'ISDA{name}',
+                                 module=_refusal(name, reason))
+
+
+def _refusal(name: str, reason: str):
+
+    def build(*args, **kwargs):
+        raise ValueError(f'ISDA{name}: {reason}')
+
+    build.__name__ = build.__qualname__ = f'ISDA{name}'
+    return build

@@ -146,12 +146,13 @@ def test_accuracy_and_host_syncs_match_stock(head_type, covariance):
 
 
 def test_supported_heads_score_with_the_base_loss_by_feat():
-    # The twin re-implements BaseDecodeHead.loss_by_feat's scoring (to
-    # measure acc_seg once, on the plain logits): a head with its own
-    # loss_by_feat needs its own twin.
+    # ISDADecodeHeadMixin re-implements BaseDecodeHead.loss_by_feat's
+    # scoring (to measure acc_seg once, on the plain logits): a head with
+    # its own loss_by_feat belongs to ISDAOwnScoringHeadMixin.
+    from mmseg.models import decode_heads
     from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
     from isda_mm.segmentation.heads import SUPPORTED_HEADS
     for name in SUPPORTED_HEADS:
-        head = MODELS.get('ISDA' + name)
+        head = getattr(decode_heads, name)
         assert head.loss_by_feat is BaseDecodeHead.loss_by_feat, name
