@@ -12,21 +12,26 @@ runs ``forward`` before it calls ``loss`` (``StandardRoIHead.bbox_loss``,
 the last training forward's features and logits, and ``loss`` augments
 them when it is handed those very logits. ``forward``, ``predict`` and
 ``refine_bboxes`` (cascade) see the plain logits.
+
+``SCNetBBoxHead`` and ``SABLHead`` keep this layout (SABL's bucketing box
+branch is stock); mmdet's other bbox, dense and mask heads are refused when
+built, with the reason (``refused.py``).
 """
 from typing import Optional
 
 import torch
-from mmdet.models import dense_heads
 from mmdet.models.losses import accuracy
 from mmdet.models.roi_heads import bbox_heads
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from ..engine import ISDAHeadMixin, register_isda_heads
+from ..engine import ISDAHeadMixin, register_isda_heads, register_refusals
+from .refused import REFUSED_HEADS
 
 # Heads whose class logits are ``fc_cls`` applied to per-RoI features.
 SUPPORTED_HEADS = ('BBoxHead', 'ConvFCBBoxHead', 'Shared2FCBBoxHead',
-                   'Shared4Conv1FCBBoxHead', 'DoubleConvFCBBoxHead')
+                   'Shared4Conv1FCBBoxHead', 'DoubleConvFCBBoxHead',
+                   'SCNetBBoxHead', 'SABLHead')
 BACKGROUND_MODES = ('exclude', 'augment')
 # Label of RoIs that take no part in ISDA (mmdet labels are >= 0).
 _SKIP = -1
@@ -87,7 +92,8 @@ class ISDABBoxHeadMixin(ISDAHeadMixin):
 
     def _check_classifier(self) -> None:
         name = type(self).__name__
-        if not self.with_cls:
+        # SABLHead skips BBoxHead.__init__ (no with_cls); it always has fc_cls.
+        if not getattr(self, 'with_cls', True):
             raise ValueError(f'{name}: with_cls=False leaves no classifier '
                              'to augment; use the stock head')
         loss = self.loss_cls
@@ -95,17 +101,24 @@ class ISDABBoxHeadMixin(ISDAHeadMixin):
         if getattr(loss, 'use_sigmoid', False) or getattr(
                 loss, 'use_mask', False):
             kind += ' with use_sigmoid or use_mask'
+        # Both faults in one sentence: Seesaw configs have both.
+        faults, fixes = [], []
         if kind != 'CrossEntropyLoss':
-            raise ValueError(
-                f'{name}: the ISDA bound is derived for softmax '
-                f'cross-entropy, but loss_cls is {kind}; set '
-                "loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False) "
-                f'or use the stock head {name[4:]!r}')
+            faults.append(f'loss_cls is {kind}')
+            fixes.append("loss_cls=dict(type='CrossEntropyLoss', "
+                         'use_sigmoid=False)')
         if type(self.fc_cls) is not nn.Linear:
+            # NormedLinear (cosine) divides by the feature's norm.
+            faults.append('cls_predictor_cfg builds '
+                          f'{type(self.fc_cls).__name__}, whose logits are '
+                          'not a plain linear map of the feature')
+            fixes.append("cls_predictor_cfg=dict(type='Linear')")
+        if faults:
             raise ValueError(
-                f'{name}: ISDA needs a plain linear classifier, but '
-                f'cls_predictor_cfg builds {type(self.fc_cls).__name__}; '
-                "set cls_predictor_cfg=dict(type='Linear')")
+                f'{name}: the ISDA bound is derived for the softmax '
+                'cross-entropy of a plain linear classifier, but '
+                f"{' and '.join(faults)}; set {' and '.join(fixes)}, or use "
+                f'the stock head {name[4:]!r}')
 
     def _keep_classifier_io(self, module: nn.Module, args: tuple,
                             output: Tensor) -> None:
@@ -158,23 +171,7 @@ class ISDABBoxHeadMixin(ISDAHeadMixin):
         return losses
 
 
-def _refuse_dense_head(name: str):
-    """A registry entry that explains why ``ISDA<name>`` does not exist."""
-
-    def build(*args, **kwargs):
-        raise ValueError(
-            f'ISDA{name}: {name} is a one-stage dense head, whose sigmoid or '
-            'focal classification has no ISDA bound (it is derived for the '
-            'softmax cross-entropy of a linear classifier); use ISDA in the '
-            'bbox head of a two-stage detector, e.g. ISDAShared2FCBBoxHead')
-
-    build.__name__ = build.__qualname__ = f'ISDA{name}'
-    return build
-
-
 register_isda_heads(ISDABBoxHeadMixin,
                     [getattr(bbox_heads, name) for name in SUPPORTED_HEADS],
                     MODELS)
-for _name in dense_heads.__all__:
-    MODELS.register_module(
-        name=f'ISDA{_name}', module=_refuse_dense_head(_name))
+register_refusals(MODELS, REFUSED_HEADS)
