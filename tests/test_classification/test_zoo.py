@@ -11,61 +11,29 @@ an ISDA bound (``REFUSED_HEADS``) are refused by type; the Mixup/CutMix
 recipes build. Run with ``pytest -s`` for the summary table.
 """
 import collections
-import contextlib
 import copy
 import dataclasses
-import logging
 import re
-import warnings
 from pathlib import Path
-from unittest import mock
 
 import mmpretrain
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 from mmpretrain.registry import MODELS
 from mmpretrain.utils import register_all_modules
-from torch.overrides import TorchFunctionMode
 
 import isda_mm  # noqa: F401
 from isda_mm.classification.heads import REFUSED_HEADS, SUPPORTED_HEADS
+from isda_mm.twin import fast_parsing, meta_weights, quiet
 
 ZOO_DIR = Path(mmpretrain.__file__).parent / '.mim' / 'configs'
 SUPPORTED = SUPPORTED_HEADS
 REFUSED = tuple(REFUSED_HEADS)
 SOFTMAX_LOSSES = ('CrossEntropyLoss', 'LabelSmoothLoss')
-# The factories that allocate weights. The others (linspace, arange, tensor)
-# stay on the CPU: many backbones read their drop-path rates back with
-# .item() or .tolist(), which a plain torch.device('meta') makes fail.
-WEIGHT_FACTORIES = {
-    torch.empty, torch.empty_strided, torch.empty_permuted, torch.zeros,
-    torch.ones, torch.full, torch.rand, torch.randn, torch.randint
-}
-# Filling a meta tensor changes nothing but costs time (its kernels are
-# Python decompositions).
-INITS = {getattr(torch.nn.init, f) for f in dir(torch.nn.init)
-         if f.endswith('_') and not f.startswith('_')} | {
-             torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.fill_,
-             torch.Tensor.zero_, torch.Tensor.erfinv_, torch.Tensor.clamp_}
 MAX_REAL_PARAMETERS = 1 << 20
-
-
-class MetaWeights(TorchFunctionMode):
-    """``torch.device('meta')`` for WEIGHT_FACTORIES only."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in INITS:
-            tensor = args[0] if args else kwargs.get('tensor')
-            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
-                return tensor
-        if func in WEIGHT_FACTORIES and kwargs.get('device') is None:
-            kwargs = dict(kwargs, device='meta')
-        return func(*args, **kwargs)
 
 
 def zoo_configs():
@@ -75,37 +43,6 @@ def zoo_configs():
 
 def name(path):
     return str(path.relative_to(ZOO_DIR))
-
-
-@contextlib.contextmanager
-def each_file_parsed_once():
-    """mmengine parses a base file again for every config that inherits
-    it; what a file parses to depends on its path alone."""
-    parse = Config._file2dict
-    parsed = {}
-
-    def file2dict(filename, *args, **kwargs):
-        key = (filename, args, tuple(sorted(kwargs.items())))
-        if key not in parsed:
-            parsed[key] = parse(filename, *args, **kwargs)
-        return copy.deepcopy(parsed[key])
-
-    with mock.patch.object(Config, '_file2dict', staticmethod(file2dict)):
-        yield
-
-
-@contextlib.contextmanager
-def quiet():
-    """The zoo's own warnings and INFO logs are not this test's subject."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 def parse(path):
@@ -157,7 +94,7 @@ def model_cfg(cfg, head):
 
 
 def build(cfg):
-    with MetaWeights():
+    with meta_weights():
         return MODELS.build(cfg)
 
 
@@ -270,7 +207,7 @@ def zoo():
     walk = Walk()
     try:
         with DefaultScope.overwrite_default_scope('mmpretrain'), \
-                each_file_parsed_once(), quiet():
+                fast_parsing(), quiet():
             for path in zoo_configs():
                 walk.visit(path)
     finally:
