@@ -32,15 +32,21 @@ def mixed(labels):
     return 0.6 * onehot + 0.4 * onehot.roll(1, 0)
 
 
-def worker(rank, kind, sync, store, out, soft=False):
+CASES = [(kind, sync, soft) for kind in ('full', 'diagonal')
+         for sync, soft in ((True, False), (True, True), (False, False))]
+
+
+def worker(rank, store, out):
+    """Every case in one process group: spawning costs more than them all."""
     dist.init_process_group('gloo', init_method=f'file://{store}',
                             rank=rank, world_size=2)
-    est = CovarianceEstimator(C, A, kind, ignore_index=IGNORE,
-                              sync_ranks=sync)
-    with warnings.catch_warnings(record=True):
-        for features, labels in rank_batches(rank):
-            est.update(features, mixed(labels) if soft else labels)
-    torch.save(est.state_dict(), f'{out}{rank}.pt')
+    for kind, sync, soft in CASES:
+        est = CovarianceEstimator(C, A, kind, ignore_index=IGNORE,
+                                  sync_ranks=sync)
+        with warnings.catch_warnings(record=True):
+            for features, labels in rank_batches(rank):
+                est.update(features, mixed(labels) if soft else labels)
+        torch.save(est.state_dict(), f'{out}-{kind}-{sync}-{soft}-{rank}.pt')
     dist.destroy_process_group()
 
 
@@ -57,17 +63,20 @@ def single_process(kind, ranks, soft=False):
     return est.state_dict()
 
 
-def run(tmp_path, kind, sync, soft=False):
-    out = str(tmp_path / 'rank')
-    mp.spawn(worker, args=(kind, sync, tmp_path / 'store', out, soft),
-             nprocs=2)
-    return [torch.load(f'{out}{r}.pt') for r in range(2)]
+@pytest.fixture(scope='module')
+def states(tmp_path_factory):
+    """Both ranks' state dicts per case."""
+    tmp = tmp_path_factory.mktemp('ddp')
+    out = str(tmp / 'state')
+    mp.spawn(worker, args=(tmp / 'store', out), nprocs=2)
+    return {case: [torch.load(f'{out}-{"-".join(map(str, case))}-{r}.pt')
+                   for r in range(2)] for case in CASES}
 
 
 @pytest.mark.parametrize('kind', ['full', 'diagonal'])
 @pytest.mark.parametrize('soft', [False, True], ids=['labels', 'weights'])
-def test_synchronised_statistics_equal_one_process(tmp_path, kind, soft):
-    states = run(tmp_path, kind, sync=True, soft=soft)
+def test_synchronised_statistics_equal_one_process(states, kind, soft):
+    states = states[kind, True, soft]
     expected = single_process(kind, ranks=[0, 1], soft=soft)
     for name in expected:
         assert torch.equal(states[0][name], states[1][name]), name
@@ -76,10 +85,11 @@ def test_synchronised_statistics_equal_one_process(tmp_path, kind, soft):
     assert expected['count'][3] > 0  # the rank-1-only class is there
 
 
-def test_per_rank_statistics_stay_apart(tmp_path):
-    states = run(tmp_path, 'full', sync=False)
+@pytest.mark.parametrize('kind', ['full', 'diagonal'])
+def test_per_rank_statistics_stay_apart(states, kind):
+    states = states[kind, False, False]
     for rank, state in enumerate(states):
-        expected = single_process('full', ranks=[rank])
+        expected = single_process(kind, ranks=[rank])
         for name in expected:
             torch.testing.assert_close(state[name], expected[name])
     assert states[0]['count'][3] == 0 and states[1]['count'][3] > 0
