@@ -1,8 +1,9 @@
-# The two commands of the README: `make demo` (the main job) and `make test`.
+# The two commands of the README: `make demo` (the main job) and `make test`
+# (lint, a pip install of the wheel into a fresh venv, the test suite).
 # Both first set up .venv/ (tools/setup_env.sh; a no-op once it is ready).
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint benchmark
+.PHONY: setup demo test lint benchmark install-check
 
 setup:
 	@bash tools/setup_env.sh
@@ -16,5 +17,10 @@ benchmark: setup
 lint: setup
 	$(PY) -m ruff check .
 
+install-check: setup
+	bash tools/check_install.sh
+
+# pytest last: its summary closes the output.
 test: lint
+	bash tools/check_install.sh
 	$(PY) -m pytest

@@ -24,11 +24,12 @@ setup(
     # toolkit imports.
     install_requires=['torch>=2.0', 'mmengine>=0.8', 'setuptools<81'],
     extras_require={
-        # mmcv < 2.2 for mmdet 3.3; mmsegmentation imports ftfy and regex
-        # without declaring them.
+        # mmcv < 2.2 for mmdet 3.3; mmpretrain imports torchvision and
+        # mmsegmentation ftfy and regex without declaring them
+        # (tools/check_install.sh finds such gaps).
         'all': [
             'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.0', 'mmsegmentation>=1.0',
-            'mmdet>=3.0', 'ftfy', 'regex'
+            'mmdet>=3.0', 'torchvision', 'ftfy', 'regex'
         ],
         'tests': ['pytest'],
     },
