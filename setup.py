@@ -33,7 +33,7 @@ setup(
         ],
         'tests': ['pytest'],
     },
-    # The ISDA twin of any config: isda_mm/twin.py (tools/isda_config.py).
+    # The ISDA twin of any config: isda_mm/twin/ (tools/isda_config.py).
     entry_points={
         'console_scripts': ['isda-config = isda_mm.twin:main'],
     },

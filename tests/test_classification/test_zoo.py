@@ -8,7 +8,9 @@ meta device (the zoo has billion-parameter models). A supported head is
 refused only for a loss that has no ISDA bound (sigmoid, multi-label) or
 for a distillation head mmpretrain itself cannot train; the heads without
 an ISDA bound (``REFUSED_HEADS``) are refused by type; the Mixup/CutMix
-recipes build. Run with ``pytest -s`` for the summary table.
+recipes build. The zoo is parsed once for this file and
+``tests/test_tools/test_isda_config.py`` (``tests/zoo_cache.py``). Run with
+``pytest -s`` for the summary table.
 """
 import collections
 import copy
@@ -19,15 +21,15 @@ from pathlib import Path
 import mmpretrain
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 from mmpretrain.registry import MODELS
 from mmpretrain.utils import register_all_modules
+from zoo_cache import parsed_zoo
 
 import isda_mm  # noqa: F401
 from isda_mm.classification.heads import REFUSED_HEADS, SUPPORTED_HEADS
-from isda_mm.twin import fast_parsing, meta_weights, quiet
+from isda_mm.twin import meta_weights, quiet
 
 ZOO_DIR = Path(mmpretrain.__file__).parent / '.mim' / 'configs'
 SUPPORTED = SUPPORTED_HEADS
@@ -43,13 +45,6 @@ def zoo_configs():
 
 def name(path):
     return str(path.relative_to(ZOO_DIR))
-
-
-def parse(path):
-    # All of the zoo's configs are classic ones; lazy-import detection
-    # misreads those whose base file imports a module.
-    return Config.fromfile(str(path), import_custom_modules=False,
-                           lazy_import=False)
 
 
 def head_type(cfg):
@@ -157,13 +152,14 @@ class Walk:
         default_factory=collections.Counter)
     outcomes: dict = dataclasses.field(default_factory=dict)
 
-    def visit(self, path):
+    def visit(self, path, cfg):
+        """One config: ``cfg`` is its parse (classic configs, read without
+        lazy-import detection, which misreads those whose base imports a
+        module), or the exception parsing raised."""
         self.configs += 1
         key = name(path)
-        try:
-            cfg = parse(path)
-        except Exception as e:
-            self.skipped[key] = first_sentence(error(e))
+        if isinstance(cfg, Exception):
+            self.skipped[key] = first_sentence(error(cfg))
             return
         kind = head_type(cfg)
         if kind not in SUPPORTED + REFUSED:
@@ -202,14 +198,14 @@ class Walk:
 @pytest.fixture(scope='module')
 def zoo():
     register_all_modules(init_default_scope=False)
+    parsed = parsed_zoo('mmpretrain')
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small helper tensors, busy 2-core CPU
     walk = Walk()
     try:
-        with DefaultScope.overwrite_default_scope('mmpretrain'), \
-                fast_parsing(), quiet():
+        with DefaultScope.overwrite_default_scope('mmpretrain'), quiet():
             for path in zoo_configs():
-                walk.visit(path)
+                walk.visit(path, parsed[str(path)])
     finally:
         torch.set_num_threads(threads)
     print(summary(walk))

@@ -5,7 +5,9 @@ back with ``Config.fromfile`` (the merged config must be the original with
 only ``type``, ``lambda0`` and ``covariance`` of the heads changed) and
 build the twins' models with their weights on the meta device. The zoo walk
 parses and decides every config of the three installed zoos (no model
-built, nothing written); ``pytest -s`` prints its coverage table, the one
+built, nothing written), from the parse it shares with
+``tests/test_classification/test_zoo.py`` (``tests/zoo_cache.py``);
+``pytest -s`` prints its coverage table, the one
 ``python tools/isda_config.py --zoo mmpretrain mmseg mmdet`` prints.
 """
 import ast
@@ -17,6 +19,7 @@ from unittest import mock
 import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from zoo_cache import parsed_zoo
 
 from isda_mm import twin
 
@@ -49,6 +52,13 @@ def expected_model(config, heads):
         head = twin.get_at(model, path)
         head.update(type='ISDA' + head['type'], **settings)
     return model
+
+
+def source(path):
+    """The variables a written twin's source defines."""
+    namespace = {}
+    exec(compile(Path(path).read_text(), str(path), 'exec'), namespace)
+    return namespace
 
 
 def module_at(model, path):
@@ -92,15 +102,14 @@ def test_twin_of_zoo_config(config, tmp_path, capsys):
     heads = CASES[config]
     for path in heads:
         assert twin.path_text(path) in report
-    text = out.read_text()
-    assert f'_base_ = [{config!r}]' in text
-    assert "custom_imports = dict(imports=['isda_mm']" in text
-    ast.parse(text)
+    ast.parse(out.read_text())
+    assert source(out)['_base_'] == [config]
 
     merged = load(out)
     assert twin.without_scope_keys(twin.plain(merged.model)) == \
         expected_model(config, heads)
-    assert merged.custom_imports.imports == ['isda_mm']
+    assert merged.custom_imports == dict(imports=['isda_mm'],
+                                         allow_failed_imports=False)
     # Nothing else of the original changes.
     original = twin.plain(load(resolve(config)).to_dict())
     rest = {k: v for k, v in twin.plain(merged.to_dict()).items()
@@ -126,9 +135,7 @@ def test_list_of_heads_written_whole(tmp_path, capsys):
     assert run(capsys, config, '--out', out, '--dry-run')[0] == 0
     assert not out.exists()
     assert run(capsys, config, '--out', out)[0] == 0
-    namespace = {}
-    text = out.read_text()
-    exec(compile(text, str(out), 'exec'), namespace)
+    namespace = source(out)
     stages = namespace['model']['roi_head']['bbox_head']
     original = load(resolve(config)).model.roi_head.bbox_head
     assert len(stages) == 3
@@ -197,8 +204,7 @@ def test_local_config_relative_base(tmp_path, capsys):
     status, report = run(capsys, config)
     assert status == 0, report
     out = folder / 'resnet18_8xb16-isda_cifar10.py'
-    text = out.read_text()
-    assert "_base_ = ['./resnet18_8xb16_cifar10.py']" in text
+    assert source(out)['_base_'] == ['./resnet18_8xb16_cifar10.py']
     merged = load(out)
     assert merged.model.head.type == 'ISDALinearClsHead'
     assert (merged.model.head.lambda0,
@@ -211,8 +217,7 @@ def test_local_config_relative_base(tmp_path, capsys):
     # Elsewhere: the base path is relative to the twin.
     other = tmp_path / 'other' / 'twin.py'
     assert run(capsys, config, '--out', other)[0] == 0
-    assert "_base_ = ['../mine/resnet18_8xb16_cifar10.py']" in \
-        other.read_text()
+    assert source(other)['_base_'] == ['../mine/resnet18_8xb16_cifar10.py']
     assert load(other).model.head.type == 'ISDALinearClsHead'
 
 
@@ -248,14 +253,49 @@ def test_twin_name():
         '/x/b_c_isda-1x_coco.py'
 
 
+def test_render_and_check(tmp_path):
+    """mmengine's ``pretty_text`` writes the twin's fields; what it cannot
+    write (no literal for inf) is caught by loading the twin back."""
+    base = tmp_path / 'base.py'
+    base.write_text("model = dict(head=dict(type='X', a=1), b=[1, 2])\n")
+    imports = twin.twin_imports(None)
+    fields = dict(head=dict(type='ISDAX', lambda0=0.5),
+                  b=[dict(c=(1, ), d={'k-1': None, 2: 'x'}), -0.5, 'y' * 90])
+    text = twin.render_twin('./base.py', imports, fields, [])
+    out = tmp_path / 'twin.py'
+    out.write_text(text)
+    assert source(out)['_base_'] == ['./base.py']
+    expected = dict(model=dict(head=dict(type='ISDAX', a=1, lambda0=0.5),
+                               b=fields['b']),
+                    custom_imports=imports)
+    twin.check_twin(text, str(base), expected)
+    assert load(out).model.to_dict() == expected['model']
+    with pytest.raises(RuntimeError, match='does not merge'):
+        twin.check_twin(text, str(base), dict(expected, model={}))
+    fields['head']['lambda0'] = float('inf')
+    text = twin.render_twin('./base.py', imports, fields, [])
+    with pytest.raises(RuntimeError, match='does not load back'):
+        twin.check_twin(text, str(base), expected)
+
+
+def test_fast_parsing_parses_as_mmengine(tmp_path):
+    """Bases parsed once and converted once per scope give each config
+    what mmengine alone gives: values, ``_scope_`` keys and text."""
+    child = tmp_path / 'child.py'
+    child.write_text(
+        "_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'\n"
+        'model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))\n')
+    paths = [resolve(config) for config in CASES] + [str(child)]
+    plain_parse = [load(path) for path in paths]
+    with twin.fast_parsing():
+        for _ in range(2):  # the second time from the cache
+            for path, want in zip(paths, plain_parse):
+                got = twin.load_config(path)
+                assert got.to_dict() == want.to_dict(), path
+                assert got.text == want.text
+
+
 def test_helpers():
-    value = dict(a=[dict(type='X', b=(1, ), c={'k-1': None, 2: 'x'})],
-                 d=float('inf'), e=[], f=True, g=-0.5,
-                 h='x' * 100, i=[[1, 2] * 30])
-    for indent, start in ((0, 8), (4, 30)):
-        text = twin.format_value(value, indent, start)
-        assert eval(text) == value
-        assert max(map(len, text.splitlines())) <= 79 or 'x' * 100 in text
     assert twin.child_fields(
         dict(a=dict(b=1, c=[1, 2]), d=3),
         dict(a=dict(b=1, c=[1, 5]), d=3)) == dict(a=dict(c=[1, 5]))
@@ -280,10 +320,9 @@ def test_wrapper_and_entry_point(capsys):
 
 @pytest.fixture(scope='module')
 def zoo():
-    for package in ZOOS:
-        pytest.importorskip(package)
     start = time.perf_counter()
-    walks = {package: twin.walk_zoo(package) for package in ZOOS}
+    walks = {package: twin.walk_zoo(package, parsed_zoo(package))
+             for package in ZOOS}
     seconds = time.perf_counter() - start
     print('\n' + twin.coverage_table(list(walks.values())))
     print('\nzoo walk: ' + ', '.join(
