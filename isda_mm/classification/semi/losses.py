@@ -95,13 +95,13 @@ class MeanTeacherLossMixin:
         if not self.consistency_on_labeled:
             per_sample = torch.where(labeled, 0.0, per_sample)
         bound = per_sample.sum() / len(per_sample)
-        weight = self.current_consistency_weight()
+        ramped = self.current_consistency_weight()
         done = self._progress()
         return dict(
             losses,
-            loss_consistency=bound * weight,
+            loss_consistency=bound * ramped,
             consistency=bound.detach(),
-            consistency_weight=bound.new_tensor(weight),
+            consistency_weight=bound.new_tensor(ramped),
             ema_momentum=bound.new_tensor(self.ema_momentum(done)),
             num_labeled=labeled.sum().float())
 
