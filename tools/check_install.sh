@@ -28,10 +28,16 @@ WHEEL=$(ls "$WORK"/dist/isda_mm-*.whl)
 # PyPI sdist does not build for torch 2.14 unpatched).
 MMCV_DIR=$(dirname "$(ls "$CACHE"/wheels/mmcv2.1.0-*-cpu/mmcv-*.whl | head -1)")
 PINS=("$ROOT/requirements/torch.txt" "$ROOT/requirements/mm.txt")
-KEY=$(cat "${PINS[@]}" "$ROOT/setup.py" | sha256sum | cut -c1-16)
+# Keyed by the pins and the wheel's declared requirements, nothing else.
+REQUIRES=$("$DEV" -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print(
+    *sorted(l for n in z.namelist() if n.endswith('METADATA')
+            for l in z.read(n).decode().splitlines()
+            if l.startswith('Requires-Dist')), sep='\n')" "$WHEEL")
+KEY=$( (cat "${PINS[@]}"; echo "$REQUIRES") | sha256sum | cut -c1-16)
 HOUSE="$CACHE/wheelhouse/$KEY"
 if [ ! -f "$HOUSE/.complete" ]; then
-  step "filling the wheelhouse $HOUSE (once per set of pins)"
+  step "filling the wheelhouse $HOUSE (once per set of pins; older sets removed)"
+  rm -rf "$CACHE/wheelhouse"
   pip_ "$DEV" -m pip download -q -d "$HOUSE" "$WHEEL[all]" \
     -c "${PINS[0]}" -c "${PINS[1]}" --find-links "$MMCV_DIR"
   touch "$HOUSE/.complete"
