@@ -1,5 +1,6 @@
 import pytest
 import torch
+from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
 
 
@@ -16,3 +17,14 @@ def _default_scope():
     saved = DefaultScope._instance_dict.copy()
     yield
     DefaultScope._instance_dict = saved
+
+
+@pytest.fixture(autouse=True)
+def _message_hub():
+    """No test leaves a runner's progress behind: a Runner built in the
+    test process publishes ``iter``/``max_iters`` on a new current
+    MessageHub, and ISDA's lambda outside a runner must stay lambda0."""
+    saved = MessageHub._instance_dict.copy()
+    yield
+    MessageHub._instance_dict.clear()
+    MessageHub._instance_dict.update(saved)
