@@ -1,4 +1,5 @@
-"""mmpretrain adapters: the ISDA heads and the paper's CIFAR backbones."""
+"""mmpretrain adapters: the ISDA heads, the paper's backbones and Mean
+Teacher + ISDA (``semi``)."""
 from . import semi  # noqa: F401  (registers Mean Teacher + ISDA)
 from .backbones import CIFARResNet, WideResNet
 from .heads import ISDAClsHeadMixin, check_config  # registers ISDA<Head>

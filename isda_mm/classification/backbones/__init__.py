@@ -1,12 +1,14 @@
-"""CIFAR backbones of the ISDA paper's experiments that mmpretrain lacks.
+"""Backbones of the ISDA paper's experiments that mmpretrain lacks.
 
-Importing this package registers ``CIFARResNet`` and ``WideResNet`` in
-mmpretrain's ``MODELS``.
+Importing this package registers ``CIFARResNet``, ``WideResNet`` (the CIFAR
+experiments) and ``ConvNet13`` (the semi-supervised ones) in mmpretrain's
+``MODELS``.
 """
 from .cifar_resnet import CIFARBasicBlock, CIFARResNet
+from .convnet13 import ConvNet13
 from .wide_resnet import WideBasicBlock, WideResNet
 
-__all__ = ['CIFARBasicBlock', 'CIFARResNet', 'WideBasicBlock', 'WideResNet']
-from .convnet13 import ConvNet13  # noqa: E402
-
-__all__ += ['ConvNet13']
+__all__ = [
+    'CIFARBasicBlock', 'CIFARResNet', 'ConvNet13', 'WideBasicBlock',
+    'WideResNet'
+]
