@@ -21,14 +21,16 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from zoo_cache import parsed_zoo
 
-from isda_mm import twin
+from isda_mm.twin import cli, decide, meta, parsing, write
+from isda_mm.twin import heads as twin_heads
+from isda_mm.twin import zoo as twin_zoo
 
 REPO = Path(__file__).parents[2]
 ZOOS = ('mmpretrain', 'mmseg', 'mmdet')
 
 
 def resolve(config):
-    return twin.resolve_config(config)[0]
+    return parsing.resolve_config(config)[0]
 
 
 def load(path):
@@ -38,7 +40,7 @@ def load(path):
 def run(capsys, *argv):
     """``isda-config ARGV``: (exit status, stdout)."""
     try:
-        status = twin.main([str(a) for a in argv])
+        status = cli.main([str(a) for a in argv])
     except SystemExit as e:
         status = e.code
     return status, capsys.readouterr().out
@@ -47,9 +49,9 @@ def run(capsys, *argv):
 def expected_model(config, heads):
     """The original model with each head at ``path`` changed to its twin
     with ``settings``."""
-    model = twin.plain(load(resolve(config)).model)
+    model = parsing.plain(load(resolve(config)).model)
     for path, settings in heads.items():
-        head = twin.get_at(model, path)
+        head = twin_heads.get_at(model, path)
         head.update(type='ISDA' + head['type'], **settings)
     return model
 
@@ -69,9 +71,9 @@ def module_at(model, path):
 
 def build_model(cfg):
     scope = cfg.default_scope
-    with DefaultScope.overwrite_default_scope(scope), twin.quiet(), \
-            twin.meta_weights(), twin.one_thread():
-        return twin.toolkit(scope).registry.build(cfg.model)
+    with DefaultScope.overwrite_default_scope(scope), meta.quiet(), \
+            meta.meta_weights(), meta.one_thread():
+        return twin_heads.toolkit(scope).registry.build(cfg.model)
 
 
 IMAGENET = dict(lambda0=7.5, covariance='diagonal')
@@ -101,26 +103,26 @@ def test_twin_of_zoo_config(config, tmp_path, capsys):
     assert status == 0, report
     heads = CASES[config]
     for path in heads:
-        assert twin.path_text(path) in report
+        assert twin_heads.path_text(path) in report
     ast.parse(out.read_text())
     assert source(out)['_base_'] == [config]
 
     merged = load(out)
-    assert twin.without_scope_keys(twin.plain(merged.model)) == \
+    assert write.without_scope_keys(parsing.plain(merged.model)) == \
         expected_model(config, heads)
     assert merged.custom_imports == dict(imports=['isda_mm'],
                                          allow_failed_imports=False)
     # Nothing else of the original changes.
-    original = twin.plain(load(resolve(config)).to_dict())
-    rest = {k: v for k, v in twin.plain(merged.to_dict()).items()
+    original = parsing.plain(load(resolve(config)).to_dict())
+    rest = {k: v for k, v in parsing.plain(merged.to_dict()).items()
             if k not in ('model', 'custom_imports')}
-    assert twin.without_scope_keys(rest) == {
+    assert write.without_scope_keys(rest) == {
         k: v for k, v in original.items() if k != 'model'}
 
     model = build_model(merged)
     for path, settings in heads.items():
         head = module_at(model, path)
-        stock = twin.get_at(twin.plain(load(resolve(config)).model),
+        stock = twin_heads.get_at(parsing.plain(load(resolve(config)).model),
                             path)['type']
         assert type(head).__name__ == 'ISDA' + stock
         assert head.lambda0 == settings['lambda0']
@@ -140,7 +142,7 @@ def test_list_of_heads_written_whole(tmp_path, capsys):
     original = load(resolve(config)).model.roi_head.bbox_head
     assert len(stages) == 3
     for stage, stock in zip(stages, original):
-        assert stage == dict(twin.plain(stock),
+        assert stage == dict(parsing.plain(stock),
                              type='ISDA' + stock.type, **MMDET)
     assert set(namespace['model']) == {'roi_head'}
 
@@ -248,8 +250,8 @@ def test_twin_name():
         'my_config': 'my_config_isda',
         'model': 'model_isda',
     }
-    assert {k: twin.twin_name(k) for k in names} == names
-    assert twin.default_output('mmdet::a/b_c_1x_coco.py', '/x') == \
+    assert {k: write.twin_name(k) for k in names} == names
+    assert write.default_output('mmdet::a/b_c_1x_coco.py', '/x') == \
         '/x/b_c_isda-1x_coco.py'
 
 
@@ -258,24 +260,24 @@ def test_render_and_check(tmp_path):
     write (no literal for inf) is caught by loading the twin back."""
     base = tmp_path / 'base.py'
     base.write_text("model = dict(head=dict(type='X', a=1), b=[1, 2])\n")
-    imports = twin.twin_imports(None)
+    imports = write.twin_imports(None)
     fields = dict(head=dict(type='ISDAX', lambda0=0.5),
                   b=[dict(c=(1, ), d={'k-1': None, 2: 'x'}), -0.5, 'y' * 90])
-    text = twin.render_twin('./base.py', imports, fields, [])
+    text = write.render_twin('./base.py', imports, fields, [])
     out = tmp_path / 'twin.py'
     out.write_text(text)
     assert source(out)['_base_'] == ['./base.py']
     expected = dict(model=dict(head=dict(type='ISDAX', a=1, lambda0=0.5),
                                b=fields['b']),
                     custom_imports=imports)
-    twin.check_twin(text, str(base), expected)
+    write.check_twin(text, str(base), expected)
     assert load(out).model.to_dict() == expected['model']
     with pytest.raises(RuntimeError, match='does not merge'):
-        twin.check_twin(text, str(base), dict(expected, model={}))
+        write.check_twin(text, str(base), dict(expected, model={}))
     fields['head']['lambda0'] = float('inf')
-    text = twin.render_twin('./base.py', imports, fields, [])
+    text = write.render_twin('./base.py', imports, fields, [])
     with pytest.raises(RuntimeError, match='does not load back'):
-        twin.check_twin(text, str(base), expected)
+        write.check_twin(text, str(base), expected)
 
 
 def test_fast_parsing_parses_as_mmengine(tmp_path):
@@ -287,22 +289,22 @@ def test_fast_parsing_parses_as_mmengine(tmp_path):
         'model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))\n')
     paths = [resolve(config) for config in CASES] + [str(child)]
     plain_parse = [load(path) for path in paths]
-    with twin.fast_parsing():
+    with parsing.fast_parsing():
         for _ in range(2):  # the second time from the cache
             for path, want in zip(paths, plain_parse):
-                got = twin.load_config(path)
+                got = parsing.load_config(path)
                 assert got.to_dict() == want.to_dict(), path
                 assert got.text == want.text
 
 
 def test_helpers():
-    assert twin.child_fields(
+    assert write.child_fields(
         dict(a=dict(b=1, c=[1, 2]), d=3),
         dict(a=dict(b=1, c=[1, 5]), d=3)) == dict(a=dict(c=[1, 5]))
-    assert twin.first_sentence(
+    assert decide.first_sentence(
         'ISDAFooHead: FooHead is X, e.g. Y. More. And more') == \
         'FooHead is X, e.g. Y'
-    assert twin.first_sentence('No stop; use Z') == 'No stop; use Z'
+    assert decide.first_sentence('No stop; use Z') == 'No stop; use Z'
 
 
 def test_wrapper_and_entry_point(capsys):
@@ -321,10 +323,10 @@ def test_wrapper_and_entry_point(capsys):
 @pytest.fixture(scope='module')
 def zoo():
     start = time.perf_counter()
-    walks = {package: twin.walk_zoo(package, parsed_zoo(package))
+    walks = {package: twin_zoo.walk_zoo(package, parsed_zoo(package))
              for package in ZOOS}
     seconds = time.perf_counter() - start
-    print('\n' + twin.coverage_table(list(walks.values())))
+    print('\n' + twin_zoo.coverage_table(list(walks.values())))
     print('\nzoo walk: ' + ', '.join(
         f'{w.package} {w.configs} configs {w.seconds:.1f} s '
         f'({w.cpu_seconds:.1f} s CPU)' for w in walks.values()) +
@@ -373,7 +375,7 @@ def test_zoo_walk_matches_the_command(zoo, tmp_path, capsys):
     """The walk's decision is the command's: a config it enables gets a
     twin that loads, one it refuses exits with 1."""
     walk = zoo['mmdet']
-    root = Path(twin.zoo_dir('mmdet'))
+    root = Path(twin_zoo.zoo_dir('mmdet'))
     enabled = next(n for n, v in sorted(walk.verdicts.items())
                    if v == 'enabled' and n.startswith('mask_rcnn/'))
     refused = next(n for n, v in sorted(walk.verdicts.items())
@@ -382,4 +384,4 @@ def test_zoo_walk_matches_the_command(zoo, tmp_path, capsys):
     assert run(capsys, root / enabled, '--out', out)[0] == 0
     load(out)
     assert run(capsys, root / refused, '--out', tmp_path / 'no.py')[0] == 1
-    assert twin.decide(load(root / enabled), 'mmdet').verdict == 'enabled'
+    assert decide.decide(load(root / enabled), 'mmdet').verdict == 'enabled'
