@@ -1,7 +1,22 @@
+import os
+
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
+
+# Property tests (tests/test_core/test_properties.py). ``ci``, the default:
+# a fixed set of examples per property, the same on every run; ``dev``
+# (HYPOTHESIS_PROFILE=dev): ten times more, new ones each run, and the
+# failures kept in the local database (.hypothesis/) to be replayed first.
+settings.register_profile(
+    'ci', max_examples=200, derandomize=True, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile(
+    'dev', max_examples=2000, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'ci'))
 
 
 @pytest.fixture(autouse=True)

@@ -72,19 +72,25 @@ def reference_soft_augment(logits, targets, weight, covariance, ratio,
 
     ``z + ratio / 2 * q`` with ``q_j = (w_j - w̄)^T S (w_j - w̄)``,
     ``w̄ = sum_k r_k w_k`` for ``r = t / sum(t)``, ``S = sum_k m_k S_k``, and
-    the extra term ``ratio / 2 * sum_j t_j q_j``.
+    the extra term ``ratio / 2 * sum_j t_j q_j``. A row of zero targets is
+    returned unchanged, with no extra term.
     """
     rows, extras = [], []
     for i in range(logits.shape[0]):
         t = targets[i].double()
-        r = t / t.sum() if t.sum() > 0 else t
+        if t.sum() == 0:  # nothing scored: not augmented
+            rows.append(logits[i] * 1)
+            extras.append(logits[i].sum() * 0)
+            continue
+        r = t / t.sum()
         if mixture is None:
             m = r
         elif mixture.dim() == 1:
             m = torch.zeros_like(t)
             m[int(mixture[i])] = 1.0
-        else:
-            m = mixture[i].double() / mixture[i].double().sum()
+        else:  # a row of zeros: no translation
+            m = mixture[i].double()
+            m = m / m.sum() if m.sum() > 0 else m
         w_bar = sum(r[k] * weight[k] for k in range(weight.shape[0]))
         row, extra = [], 0.0
         for j in range(logits.shape[1]):

@@ -10,6 +10,7 @@ label, so it is computed once per class present in the batch (a K x C table,
 :mod:`.quadratic`) and gathered by label: no per-sample A x A or C x A tensor
 is ever built.
 """
+import math
 from typing import Optional, Union
 
 import torch
@@ -48,10 +49,10 @@ def isda_augment(logits: Tensor,
     Returns:
         Tensor: The augmented logits, shaped as ``logits``, differentiable
         w.r.t. ``logits`` and ``weight``; float32 or wider, also when the
-        logits are half precision.
+        logits are half precision. With ``ratio == 0``, ``logits`` itself.
     """
-    stored, shape, covariance_of = covariance_access(covariance)
-    _check(logits, labels, weight, stored, shape, ratio)
+    stored, shape, covariance_of = check_inputs(logits, labels, weight,
+                                                covariance, ratio)
     z = samples_last(logits)
     if index is None:
         index = index_classes(
@@ -90,9 +91,14 @@ def covariance_access(covariance: Union[Tensor, CovarianceEstimator]):
             None if stored is None else stored.__getitem__)
 
 
-def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
-           shape: tuple, ratio: float) -> None:
+def check_inputs(logits: Tensor, labels: Tensor, weight: Tensor,
+                 covariance: Union[Tensor, CovarianceEstimator],
+                 ratio: float) -> tuple:
+    """Raise a clear error for arguments :func:`isda_augment` cannot take
+    (without a host sync: label values are checked with the classes);
+    return :func:`covariance_access` of the covariance."""
     name = 'isda_augment'
+    access = covariance_access(covariance)
     if not torch.is_tensor(labels) or labels.is_floating_point() \
             or labels.dtype == torch.bool:
         raise TypeError(f'{name}: labels must be an integer tensor')
@@ -101,7 +107,8 @@ def _check(logits: Tensor, labels: Tensor, weight: Tensor, covariance: Tensor,
             f'{name}: expected logits (N, C) and labels (N,), or (N, C, *) '
             f'and (N, *), got {tuple(logits.shape)} and '
             f'{tuple(labels.shape)}')
-    check_classifier(name, logits, weight, covariance, shape, ratio, labels)
+    check_classifier(name, logits, weight, *access[:2], ratio, labels)
+    return access
 
 
 def check_classifier(name: str, logits: Tensor, weight: Tensor,
@@ -126,6 +133,8 @@ def check_classifier(name: str, logits: Tensor, weight: Tensor,
     if len(devices) > 1:
         raise ValueError(f'{name}: every tensor argument must be on one '
                          f'device, got {sorted(map(str, devices))}')
-    if not isinstance(ratio, (int, float)) or ratio < 0:
+    if not isinstance(ratio, (int, float)) or not ratio >= 0 \
+            or not math.isfinite(ratio):
         raise ValueError(
-            f'{name}: ratio must be a non-negative number, got {ratio!r}')
+            f'{name}: ratio must be a finite non-negative number, got '
+            f'{ratio!r}')

@@ -12,7 +12,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from .index import ClassIndex, index_classes, samples_last
+from .index import (
+    ClassIndex,
+    index_class_weights,
+    index_classes,
+    samples_last,
+)
 from .moments import (
     Moments,
     batch_moments,
@@ -164,26 +169,30 @@ class CovarianceEstimator(nn.Module):
             labels (Tensor): ``(N,)`` (or ``(N, d1, ...)``) integer labels
                 in ``[0, C)`` or equal to ``ignore_index``; or ``(N, C)``
                 non-negative class weights of ``(N, A)`` features (a mixed
-                image counts ``p_j`` towards class j).
+                image counts ``p_j`` towards class j; a weight towards class
+                ``ignore_index`` is skipped, as that label would be).
             index (ClassIndex, optional): :meth:`index` of these features
                 and labels, when the caller has it already (and has checked
                 them with :meth:`check_inputs`). Defaults to None: checked
                 and found here.
 
         Returns:
-            bool: False if this batch was rejected because its features hold
-            NaN or Inf; a warning says so and it changes no statistics (other
-            ranks' batches are still merged).
+            bool: False if this rank's batch was rejected because its
+            features hold NaN or Inf; a warning says so and it changes no
+            statistics (other ranks' batches are still merged).
         """
         if index is None:
             self.check_inputs(features, labels)
         features = samples_last(features.detach())
         if labels.is_floating_point():
-            features, labels, weights = expand_class_weights(features, labels)
-            index = self.index(features, labels, weights)
+            index, sample = index_class_weights(
+                labels, self.ignore_index, type(self).__name__, features,
+                self._seen())
+            features = features[:, :, sample]
         elif index is None:
             index = self.index(features, labels)
-        if not index.finite:
+        finite = index.finite  # this rank's, whatever the others sent
+        if not finite:
             warnings.warn(
                 f'{type(self).__name__}: a batch with NaN or Inf features '
                 'was skipped; the statistics are unchanged.')
@@ -200,7 +209,7 @@ class CovarianceEstimator(nn.Module):
                 if distributed:
                     batch = gather_batch_moments(batch, self.num_classes)
                 self._merge(batch)
-        return index.finite
+        return finite
 
     def index(self,
               features: Tensor,
@@ -219,13 +228,15 @@ class CovarianceEstimator(nn.Module):
             ClassIndex: What :meth:`update` and
             :func:`~isda_mm.core.isda_augment` need to know.
         """
-        full = self.covariance_kind == 'full'
         shape = (features.shape[0], features.shape[2])
         return index_classes(
             labels.reshape(shape), self.num_classes, self.ignore_index,
-            type(self).__name__, features,
-            self.weight_sum if full else None,
+            type(self).__name__, features, self._seen(),
             None if weights is None else weights.reshape(shape))
+
+    def _seen(self) -> Optional[Tensor]:
+        """The weight sums the full update needs on the host."""
+        return self.weight_sum if self.covariance_kind == 'full' else None
 
     @torch.no_grad()
     def summary(self) -> Dict[str, Tensor]:
@@ -234,8 +245,9 @@ class CovarianceEstimator(nn.Module):
         seen = self.count > 0
         var = self.covariance
         if self.packed:
-            rows, cols = self.triangle_indices()
-            var = var[:, rows == cols]
+            # Row i of the upper triangle starts at its diagonal entry.
+            i = torch.arange(self.feature_dim, device=var.device)
+            var = var[:, i * self.feature_dim - i * (i - 1) // 2]
         elif self.covariance_kind == 'full':
             var = torch.diagonal(var, dim1=1, dim2=2)
         # Masked sums rather than indexing: no host-device sync per step.
@@ -341,9 +353,6 @@ class CovarianceEstimator(nn.Module):
                     f'{name}: class weights must be (N, {self.num_classes}) '
                     f'for features (N, {dim}), got {tuple(labels.shape)} and '
                     f'{tuple(features.shape)}')
-            if not (torch.isfinite(labels) & (labels >= 0)).all():
-                raise ValueError(f'{name}: class weights must be finite and '
-                                 'non-negative')
         if labels.shape != want:
             raise ValueError(
                 f'{name}: expected labels of shape {tuple(want)} to match '
@@ -354,22 +363,6 @@ class CovarianceEstimator(nn.Module):
                 f'{name}: features are on {features.device} and labels on '
                 f'{labels.device}, but the statistics are on {device}; '
                 'move the module with .to()')
-
-
-def expand_class_weights(features: Tensor, class_weights: Tensor):
-    """One sample per (feature, class) pair of positive weight.
-
-    Args:
-        features (Tensor): ``(1, A, N)`` features of N samples.
-        class_weights (Tensor): ``(N, C)`` their weights over the classes.
-
-    Returns:
-        tuple: ``(1, A, M)`` features, ``(1, M)`` labels and weights of the
-        M pairs (N for one-hot weights).
-    """
-    sample, label = torch.nonzero(class_weights > 0, as_tuple=True)
-    weights = class_weights[sample, label]
-    return features[:, :, sample], label[None], weights[None]
 
 
 def distributed_world_size() -> int:

@@ -4,7 +4,12 @@ from typing import Optional, Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .augment import isda_augment
+from .augment import (
+    check_classifier,
+    check_inputs,
+    covariance_access,
+    isda_augment,
+)
 from .estimator import CovarianceEstimator
 from .index import samples_last
 from .soft import isda_augment_soft
@@ -69,6 +74,8 @@ class ISDALoss(nn.Module):
             Tensor: The augmented logits, shaped as ``logits``.
         """
         est = self.estimator
+        # Every argument is checked before the statistics change.
+        check_inputs(logits, labels, weight, est, ratio)
         est.check_inputs(features, labels)
         index = est.index(samples_last(features.detach()), labels)
         est.update(features, labels, index=index)
@@ -101,6 +108,9 @@ class ISDALoss(nn.Module):
             tuple[Tensor, Tensor]: The augmented logits and the bound's
             extra term per sample (:func:`isda_augment_soft`).
         """
+        check_classifier('isda_augment_soft', logits, weight,
+                         *covariance_access(self.estimator)[:2], ratio,
+                         targets)
         classes = targets if mixture is None else mixture
         if classes.is_floating_point():
             classes = classes / classes.sum(1, keepdim=True).clamp(min=1e-12)
@@ -125,7 +135,7 @@ class ISDALoss(nn.Module):
         ignore = -100 if self.ignore_index is None else self.ignore_index
         return F.cross_entropy(
             augmented,
-            labels,
+            labels.long(),
             weight=class_weight,
             ignore_index=ignore,
             reduction=reduction)

@@ -124,7 +124,8 @@ def _chunks(features: Tensor, index: ClassIndex, size: int):
     for i, (x, rows) in enumerate(zip(features, index.rows)):
         for start in range(0, len(rows), size):
             piece = slice(start, start + size)
-            w = None if index.weights is None else index.weights[i, piece]
+            w = None if index.weights is None else index.weights[
+                i, piece].to(x.dtype)
             yield x[:, piece], rows[piece], w
 
 

@@ -18,10 +18,26 @@ Anchors are class indices (K,), rows of ``W``, or target rows (K, C)
 summing to 1 that weight them: a gather or a product forward, an
 ``index_add_`` or a product backward.
 """
-from typing import Callable, List, Optional, Sequence, Tuple
+import functools
+from typing import Callable, List, Optional
 
 import torch
 from torch import Tensor
+
+
+def outside_autocast(backward: Callable) -> Callable:
+    """Run a backward in the precision of its forward, which runs outside
+    autocast: a backward called inside an autocast region (mmengine's AMP
+    calls it outside; custom loops may not) would otherwise mix half and
+    full precision tensors. Unlike ``torch.amp.custom_bwd``, it needs no
+    device type."""
+
+    @functools.wraps(backward)
+    def run(ctx, grad: Tensor):
+        with torch.autocast(grad.device.type, enabled=False):
+            return backward(ctx, grad.to(ctx.dtype))
+
+    return run
 
 
 def anchor_rows(centred: Tensor, anchors: Tensor) -> Tensor:
@@ -60,9 +76,11 @@ class DiagonalQuadratic(torch.autograd.Function):
         offset = (s_w * w_k).sum(1, keepdim=True)
         table = torch.addmm(offset, torch.cat([var, -2 * s_w], 1), both.T)
         ctx.save_for_backward(centred, var, w_k, s_w, anchors)
+        ctx.dtype = weight.dtype
         return table
 
     @staticmethod
+    @outside_autocast
     def backward(ctx, grad: Tensor):
         centred, var, w_k, s_w, anchors = ctx.saved_tensors
         dim = centred.shape[1]
@@ -94,8 +112,7 @@ class FullQuadratic(torch.autograd.Function):
     column k of ``P_k``.
 
     ``mixture`` is None for hard labels (row k is class ``host_classes[k]``),
-    else the (K, K_c) weights ``m`` over ``host_classes`` and, per class,
-    the rows that use it with their weights (the nonzeros of ``m``).
+    else the (K, K_c) weights ``m`` over ``host_classes``.
     """
 
     @staticmethod
@@ -104,8 +121,7 @@ class FullQuadratic(torch.autograd.Function):
                 anchors: Tensor,
                 host_classes: List[int],
                 covariance_of: Callable[[int], Tensor],
-                mixture: Optional[Tuple[Tensor, Sequence[Tuple[
-                    Tensor, Tensor]]]] = None) -> Tensor:
+                mixture: Optional[Tensor] = None) -> Tensor:
         # W^T, centred and contiguous: S_c W^T runs near the GEMM peak.
         centred = (weight - weight.mean(0)).T.contiguous()
         prod = weight.new_empty(len(host_classes), *centred.shape)
@@ -122,32 +138,31 @@ class FullQuadratic(torch.autograd.Function):
                      anchors]
             table = diag
         else:
-            weights, pairs = mixture
             y = torch.zeros_like(w_k)
-            for p, (rows, m) in zip(prod, pairs):
-                y.index_add_(0, rows, (anchors[rows] @ p.T) * m[:, None])
-            table = weights @ diag
+            for k, p in enumerate(prod):  # S_c w̄ = P_c r, for every row
+                y.addcmul_(anchors @ p.T, mixture[:, k, None])
+            table = mixture @ diag
         table.addmm_(y, centred, alpha=-2)
         table += (y * w_k).sum(1, keepdim=True)
         ctx.save_for_backward(prod, y, anchors)
-        ctx.mixture = mixture
+        ctx.mixture, ctx.dtype = mixture, weight.dtype
         return table
 
     @staticmethod
+    @outside_autocast
     def backward(ctx, grad: Tensor):
         prod, y, anchors = ctx.saved_tensors
         mixture = ctx.mixture
         grad = 2 * grad
-        per_class = grad if mixture is None else mixture[0].T @ grad
-        grad_t = torch.zeros_like(prod[0])
+        per_class = grad if mixture is None else mixture.T @ grad
+        grad_t = prod.new_zeros(prod.shape[1:])
         grad_k = torch.zeros_like(y)
         for k, p in enumerate(prod):  # one read of each P_c for both sums
             grad_t.addcmul_(p, per_class[k])
             if mixture is None:
                 torch.mv(p, grad[k], out=grad_k[k])
             else:
-                rows, m = mixture[1][k]
-                grad_k.index_add_(0, rows, (grad[rows] @ p.T) * m[:, None])
+                grad_k.addcmul_(grad @ p.T, mixture[:, k, None])
         grad_w = torch.addmm(grad_t.T, grad.T, y, alpha=-1)
         # The anchors' rows also move as w̄_k.
         grad_k.addcmul_(grad.sum(1, keepdim=True), y, value=-1)

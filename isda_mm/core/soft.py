@@ -14,17 +14,20 @@ A class-weighted loss scores ``t = c * p``; the bound then holds with
 ``p = t / sum(t)`` in ``w̄`` and the extra term ``(lambda / 2) t^T q``, so
 targets need not sum to 1.
 
-``q`` depends on a sample only through its target and covariance weights:
-it is computed once per distinct pattern (K of them: one per class for
-label smoothing, one per label pair for Mixup and CutMix) and gathered.
+``q`` is computed per sample: with a diagonal ``S`` that is two matrix
+products, and with full covariances each class's ``S_c W^T`` is made once
+(:class:`~isda_mm.core.quadratic.FullQuadratic`). No pattern is searched
+for, so the step waits for the host once (full) or not at all (diagonal),
+beyond the check of its inputs.
 """
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .augment import check_classifier, covariance_access
 from .estimator import CovarianceEstimator
+from .index import first_true
 from .quadratic import DiagonalQuadratic, FullQuadratic
 
 
@@ -68,24 +71,25 @@ def isda_augment_soft(
                          f'{tuple(logits.shape)} and {tuple(targets.shape)}')
     dtype = torch.promote_types(stored.dtype, torch.float32)
     targets = targets.detach().to(dtype)
-    mixture = _mixture(name, mixture, targets, num_classes)
+    anchors = _normalised(targets)
+    mixture, checked = _mixture(name, mixture, targets, num_classes)
+    # A row with nothing scored is not augmented: no translation either.
+    mixture = mixture * (anchors.sum(1, keepdim=True) > 0)
+    classes = _check(name, checked, mixture if len(shape) == 3 else None,
+                     num_classes)
     if ratio == 0:
         return logits.to(dtype), targets.new_zeros(len(targets))
-    # One row per distinct (target, covariance) pattern.
-    keys = torch.cat([_normalised(targets), mixture], 1)
-    patterns, inverse = torch.unique(keys, dim=0, return_inverse=True)
-    anchors, mix = patterns[:, :num_classes], patterns[:, num_classes:]
     with torch.autocast(logits.device.type, enabled=False):
         w = weight.to(dtype)
         if len(shape) == 2:
-            table = DiagonalQuadratic.apply(w, mix @ stored.to(dtype), anchors)
+            table = DiagonalQuadratic.apply(w, mixture @ stored.to(dtype),
+                                            anchors)
         else:
-            classes, pairs = _pairs(mix)
+            used = first_true((mixture > 0).any(0), len(classes))
             table = FullQuadratic.apply(w, anchors, classes, covariance_of,
-                                        pairs)
-        term = table[inverse]
-        out = torch.add(logits.to(dtype), term, alpha=0.5 * ratio)
-        extra = (targets * term).sum(1) * (0.5 * ratio)
+                                        mixture[:, used])
+        out = torch.add(logits.to(dtype), table, alpha=0.5 * ratio)
+        extra = (targets * table).sum(1) * (0.5 * ratio)
     return out, extra
 
 
@@ -96,11 +100,12 @@ def _normalised(rows: Tensor) -> Tensor:
 
 
 def _mixture(name: str, mixture: Optional[Tensor], targets: Tensor,
-             num_classes: int) -> Tensor:
-    """``(N, C)`` normalised covariance weights, checked with the targets
-    in one host sync."""
+             num_classes: int) -> Tuple[Tensor, List[Tensor]]:
+    """``(N, C)`` normalised covariance weights, and the tensors that must
+    be finite and non-negative for the inputs to be valid."""
     if mixture is not None and (not torch.is_tensor(mixture)
-                                or mixture.dtype == torch.bool):
+                                or mixture.dtype == torch.bool
+                                or mixture.is_complex()):
         raise TypeError(f'{name}: mixture must be integer labels (N,) or '
                         'floating class weights (N, C)')
     labels = mixture is not None and not mixture.is_floating_point()
@@ -109,33 +114,32 @@ def _mixture(name: str, mixture: Optional[Tensor], targets: Tensor,
         kind = 'labels' if labels else 'weights'
         raise ValueError(f'{name}: mixture {kind} must be {tuple(want)}, as '
                          f'the targets, got {tuple(mixture.shape)}')
-    checked = [targets]
+    if mixture is not None and mixture.device != targets.device:
+        raise ValueError(f'{name}: every tensor argument must be on one '
+                         f'device, got mixture on {mixture.device}')
+    if mixture is None:
+        return _normalised(targets), [targets]
     if labels:
         onehot = (mixture[:, None] == torch.arange(
             num_classes, device=mixture.device)).to(targets.dtype)
-        # a label out of range has no one
-        checked.append(onehot.sum(1) - 1)
-        mixture = onehot
-    elif mixture is not None:
-        checked.append(mixture.detach().to(targets.dtype))
-    valid = [(torch.isfinite(t) & (t >= 0)).all() for t in checked]
-    if not torch.stack(valid).all():
+        # a label out of range has no one: -1
+        return onehot, [targets, onehot.sum(1) - 1]
+    mixture = mixture.detach().to(targets.dtype)
+    return _normalised(mixture), [targets, mixture]
+
+
+def _check(name: str, checked: List[Tensor], mixture: Optional[Tensor],
+           num_classes: int) -> List[int]:
+    """Raise unless every checked tensor is finite and non-negative; and
+    find the classes a full mixture uses: one host sync for both."""
+    valid = torch.stack([(torch.isfinite(t) & (t >= 0)).all()
+                         for t in checked])
+    flags = [valid.all()[None]]
+    if mixture is not None:
+        flags.append((mixture > 0).any(0))
+    host = torch.cat(flags).tolist()  # the one sync
+    if not host[0]:
         raise ValueError(f'{name}: targets and mixture weights must be finite '
                          'and non-negative, and mixture labels in '
                          f'[0, {num_classes})')
-    return _normalised(targets if mixture is None else mixture)
-
-
-def _pairs(mix: Tensor):
-    """The classes a full table needs (host list) and its mixture: weights
-    over them ``(K, K_c)`` and, per class, the patterns that use it."""
-    used = (mix > 0).T.tolist()  # one sync for the classes and their rows
-    host_classes = [c for c, row in enumerate(used) if any(row)]
-    rows = [[p for p, u in enumerate(used[c]) if u] for c in host_classes]
-    # one copy to the device for all of them
-    flat = torch.tensor(host_classes + [p for r in rows for p in r],
-                        device=mix.device)
-    classes, flat = flat[:len(host_classes)], flat[len(host_classes):]
-    pairs = [(r, mix[r, c]) for r, c in zip(flat.split([len(r) for r in rows]),
-                                            host_classes)]
-    return host_classes, (mix[:, classes], pairs)
+    return [c for c, used in enumerate(host[1:]) if used]

@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from host_syncs import count_host_syncs
 from isda_reference import reference_statistics
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
@@ -17,6 +18,7 @@ from torch import nn
 
 import isda_mm  # noqa: F401
 from isda_mm.classification.semi import isda_consistency
+from isda_mm.core import ISDALoss
 
 
 @MODELS.register_module(force=True)
@@ -115,6 +117,23 @@ def test_unlabeled_images_never_reach_the_statistics():
     assert est.count.tolist() == count.tolist() == [4, 2, 2]
     torch.testing.assert_close(est.covariance.double(), cov, rtol=1e-4,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+def test_a_step_syncs_with_the_host_three_times(covariance):
+    """Loss, backward and the teacher's update wait for the GPU three
+    times: which images are labeled, the head's ISDA step, the consistency
+    bound's check; the teacher's step count stays on the host."""
+    model = mean_teacher(head='ISDALinearClsHead')
+    model.head.isda = ISDALoss(3, 4, covariance)
+    train(model, steps=1)
+    data = model.data_preprocessor(batch(LABELS, seed=4), True)
+    with count_host_syncs() as syncs:
+        losses = model.loss(**data)
+        sum(v for k, v in losses.items() if k.startswith('loss')).backward()
+        model.update_teacher()
+    assert syncs.counts == {'tolist': 3}
+    assert int(model.teacher.steps) == 2
 
 
 @pytest.mark.parametrize('threshold, added', [(1e-6, 4), (1.0, 0)])

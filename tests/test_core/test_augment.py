@@ -131,7 +131,9 @@ def test_autocast(kind, half):
     (dict(labels=torch.zeros(N)), TypeError, r'labels must be an integer'),
     (dict(labels=torch.zeros(N - 1, dtype=torch.long)), ValueError,
      r'expected logits \(N, C\) and labels \(N,\)'),
-    (dict(ratio=-0.5), ValueError, r'ratio must be a non-negative number'),
+    (dict(ratio=-0.5), ValueError,
+     r'ratio must be a finite non-negative number'),
+    (dict(ratio=float('nan')), ValueError, r'ratio must be a finite'),
     (dict(weight=torch.randn(C, A, device='meta')), ValueError,
      r'must be on one device'),
 ])

@@ -44,9 +44,10 @@ def worker(rank, store, out):
         est = CovarianceEstimator(C, A, kind, ignore_index=IGNORE,
                                   sync_ranks=sync)
         with warnings.catch_warnings(record=True):
-            for features, labels in rank_batches(rank):
-                est.update(features, mixed(labels) if soft else labels)
-        torch.save(est.state_dict(), f'{out}-{kind}-{sync}-{soft}-{rank}.pt')
+            finite = [est.update(features, mixed(labels) if soft else labels)
+                      for features, labels in rank_batches(rank)]
+        torch.save(dict(est.state_dict(), finite=finite),
+                   f'{out}-{kind}-{sync}-{soft}-{rank}.pt')
     dist.destroy_process_group()
 
 
@@ -83,6 +84,15 @@ def test_synchronised_statistics_equal_one_process(states, kind, soft):
         torch.testing.assert_close(states[0][name], expected[name],
                                    rtol=1e-6, atol=1e-6)
     assert expected['count'][3] > 0  # the rank-1-only class is there
+
+
+@pytest.mark.parametrize('case', CASES, ids=lambda c: '-'.join(map(str, c)))
+def test_update_reports_this_ranks_batch(states, case):
+    """A rank whose own batch was rejected hears False, though the other
+    rank's batch was merged (the full update gathers rows: their finiteness
+    is not this rank's)."""
+    assert [s['finite'] for s in states[case]] == [[True] * 3,
+                                                   [True, True, False]]
 
 
 @pytest.mark.parametrize('kind', ['full', 'diagonal'])

@@ -2,7 +2,7 @@ import pytest
 import torch
 from host_syncs import count_host_syncs
 
-from isda_mm.core import ISDALoss
+from isda_mm.core import CovarianceEstimator, ISDALoss
 from isda_mm.core.index import index_classes
 
 C, IGNORE = 6, 255
@@ -59,3 +59,19 @@ def test_isda_step_syncs_with_the_host_once(kind, pixels):
         out = loss.augment(features, logits, labels, weight, 0.5)
         out.sum().backward()
     assert syncs.counts == {'tolist': 1}
+
+
+@pytest.mark.parametrize('kind, packed', [('full', False), ('full', True),
+                                          ('diagonal', False)])
+def test_summary_never_syncs(kind, packed):
+    est = CovarianceEstimator(C, 4, kind, packed=packed)
+    est.update(torch.randn(12, 4) * 2, torch.randint(C, (12, )))
+    with count_host_syncs() as syncs:
+        summary = est.summary()
+    assert syncs.total == 0
+    seen = est.count > 0
+    full = torch.stack([est.class_covariance(c) for c in range(C)]) \
+        if kind == 'full' else torch.diag_embed(est.covariance)
+    trace = torch.diagonal(full, dim1=1, dim2=2).sum(1)[seen].mean()
+    assert summary['classes_seen'] == seen.sum()
+    torch.testing.assert_close(summary['mean_trace'], trace)

@@ -3,6 +3,7 @@ its gradients, its tie to today's ISDA, and Monte-Carlo."""
 import pytest
 import torch
 import torch.nn.functional as F
+from host_syncs import count_host_syncs
 from isda_reference import (
     reference_soft_augment,
     reference_statistics,
@@ -15,7 +16,6 @@ from isda_mm.core import (
     isda_augment,
     isda_augment_soft,
 )
-from isda_mm.core import soft as soft_module
 
 N, C, A = 10, 5, 4
 KINDS = ['full', 'diagonal']
@@ -104,26 +104,22 @@ def test_one_hot_targets_are_todays_isda(kind):
 
 
 @pytest.mark.parametrize('kind', KINDS)
-def test_one_row_per_pattern(kind, monkeypatch):
-    logits, weight, cov = inputs(kind)
+@pytest.mark.parametrize('mixture', ['targets', 'labels', 'weights'])
+def test_a_soft_step_syncs_with_the_host_twice(kind, mixture):
+    """One sync to index the statistics' update, one to check the targets
+    (and find the classes a full table needs): none per pattern, sample or
+    class."""
+    loss = ISDALoss(C, A, kind)
+    features = torch.randn(N, A)
+    weight = torch.randn(C, A, requires_grad=True)
     targets, labels = mixup_targets()
-    rows = []
-    for name in ('DiagonalQuadratic', 'FullQuadratic'):
-        real = getattr(soft_module, name)
-
-        class Spy(real):
-            @staticmethod
-            def forward(ctx, w, *args, real=real):
-                table = real.forward(ctx, w, *args)
-                rows.append(table.shape[0])
-                return table
-        monkeypatch.setattr(soft_module, name, Spy)
-    isda_augment_soft(logits, smoothed(labels), weight, cov, 1.0, labels)
-    isda_augment_soft(logits, targets, weight, cov, 1.0)
-    pairs = {(a, b) for a, b in zip(labels.tolist(),
-                                    labels[[3, 0, 5, 1, 2, 4, 9, 8, 6, 7]]
-                                    .tolist())}
-    assert rows == [len(set(labels.tolist())), len(pairs)]
+    mixture = dict(targets=None, labels=labels,
+                   weights=targets.float())[mixture]
+    with count_host_syncs() as syncs:
+        out, extra = loss.augment_soft(features, features @ weight.T,
+                                       targets.float(), weight, 0.5, mixture)
+        (out.logsumexp(1) + extra).sum().backward()
+    assert syncs.counts == {'tolist': 2}
 
 
 @pytest.mark.parametrize('kind', KINDS)

@@ -12,6 +12,7 @@ from mmengine.logging import MessageHub
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
+from ...core.index import first_true
 from ..heads import ISDAClsHeadMixin
 from .consistency import isda_consistency
 
@@ -82,12 +83,14 @@ class MeanTeacherLossMixin:
         labels = torch.cat([s.gt_label for s in data_samples]).to(
             logits.device)
         labeled = labels >= 0
+        # Which images are labeled, on the host: one sync for the step.
+        host_labeled = [i for i, y in enumerate(labels.tolist()) if y >= 0]
         losses = {}
         if self.pseudo_label_threshold is not None and self.uses_isda:
             losses.update(self._pseudo_labels(features, teacher_probs,
                                               labeled))
         losses.update(self._supervised(feats, features, logits, labels,
-                                       data_samples))
+                                       data_samples, host_labeled))
         per_sample = isda_consistency(
             logits, teacher_probs, weight,
             self.head.isda.estimator if self.uses_isda else None,
@@ -97,25 +100,29 @@ class MeanTeacherLossMixin:
         bound = per_sample.sum() / len(per_sample)
         ramped = self.current_consistency_weight()
         done = self._progress()
+        # full() fills on the device; new_tensor() would copy from the host
         return dict(
             losses,
             loss_consistency=bound * ramped,
             consistency=bound.detach(),
-            consistency_weight=bound.new_tensor(ramped),
-            ema_momentum=bound.new_tensor(self.ema_momentum(done)),
+            consistency_weight=torch.full((), ramped, device=bound.device),
+            ema_momentum=torch.full((), self.ema_momentum(done),
+                                    device=bound.device),
             num_labeled=labeled.sum().float())
 
     def _progress(self) -> int:
         """Iterations done: the runner's, else the teacher's updates."""
         done = MessageHub.get_current_instance().get_info('iter')
-        return int(self.teacher.steps) if done is None else done
+        return self.teacher_updates if done is None else done
 
     def _supervised(self, feats, features, logits: Tensor, labels: Tensor,
-                    data_samples: List[DataSample]) -> dict:
-        """The head's loss on the labeled images only: unlabeled ones
-        neither reach the loss nor the statistics."""
-        index = torch.nonzero(labels >= 0).squeeze(1)
-        count = len(index)
+                    data_samples: List[DataSample],
+                    host_labeled: List[int]) -> dict:
+        """The head's loss on the labeled images (``host_labeled``, their
+        positions) only: unlabeled ones neither reach the loss nor the
+        statistics."""
+        count = len(host_labeled)
+        index = first_true(labels >= 0, count)  # no sync: count is known
         if count == 0:
             out = dict(loss_sup=logits.sum() * 0)
             if self.uses_isda:
@@ -130,8 +137,7 @@ class MeanTeacherLossMixin:
             chosen = tuple(f[index] for f in feats)
         else:
             chosen = feats[index]
-        out = self.head.loss(chosen,
-                             [data_samples[i] for i in index.tolist()])
+        out = self.head.loss(chosen, [data_samples[i] for i in host_labeled])
         loss = out.pop('loss')
         if self.supervised_normalizer == 'batch':
             loss = loss * (count / len(labels))

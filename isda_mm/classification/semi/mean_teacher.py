@@ -171,6 +171,7 @@ class ISDAMeanTeacher(MeanTeacherLossMixin, ImageClassifier):
                 delattr(self.teacher.module.head, name)
         self._in_train_step = False
         self._teacher_from_student = False
+        self._teacher_updates = None  # ema.steps on the host, once read
 
     # ----- the teacher -------------------------------------------------
     def init_weights(self) -> None:
@@ -178,7 +179,17 @@ class ISDAMeanTeacher(MeanTeacherLossMixin, ImageClassifier):
         super().init_weights()
         self._copy_into_teacher(buffers=True)
 
+    @property
+    def teacher_updates(self) -> int:
+        """The teacher's updates so far (``teacher.steps``), kept on the
+        host: reading the buffer would wait for the GPU at every step, so it
+        is read once, after a load."""
+        if self._teacher_updates is None:
+            self._teacher_updates = int(self.teacher.steps)
+        return self._teacher_updates
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._teacher_updates = None  # teacher.steps may be replaced
         # A checkpoint without a teacher (a supervised classifier's, as
         # load_from): start the teacher from the loaded student, once the
         # children have loaded (mmengine loads them after this call).
@@ -217,7 +228,7 @@ class ISDAMeanTeacher(MeanTeacherLossMixin, ImageClassifier):
     def update_teacher(self) -> None:
         """Move the teacher towards the student's current weights."""
         ema = self.teacher
-        steps = int(ema.steps)
+        steps = self.teacher_updates
         momentum = self.ema_momentum(steps)
         ema.momentum = momentum
         source = self._student_state(buffers=False)
@@ -233,13 +244,14 @@ class ISDAMeanTeacher(MeanTeacherLossMixin, ImageClassifier):
                 else:
                     buf.copy_(source[name])
         ema.steps += 1
+        self._teacher_updates = steps + 1
 
     def _catch_up_teacher(self) -> None:
         """Under a wrapper that skips :meth:`train_step` (DDP), update the
         teacher before the forward of iteration ``t`` if it has seen fewer
         than ``t`` optimizer steps."""
         done = MessageHub.get_current_instance().get_info('iter')
-        if done is not None and int(self.teacher.steps) < done:
+        if done is not None and self.teacher_updates < done:
             self.update_teacher()
 
     def train_step(self, data, optim_wrapper) -> dict:
