@@ -19,7 +19,7 @@ summing to 1 that weight them: a gather or a product forward, an
 ``index_add_`` or a product backward.
 """
 import functools
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -112,7 +112,9 @@ class FullQuadratic(torch.autograd.Function):
     column k of ``P_k``.
 
     ``mixture`` is None for hard labels (row k is class ``host_classes[k]``),
-    else the (K, K_c) weights ``m`` over ``host_classes``.
+    else the (K, K_c) weights ``m`` over ``host_classes`` and, per class,
+    the rows that use it with their weights (the nonzeros of ``m``): a
+    mixed image reads two classes' products, not all of them.
     """
 
     @staticmethod
@@ -121,7 +123,8 @@ class FullQuadratic(torch.autograd.Function):
                 anchors: Tensor,
                 host_classes: List[int],
                 covariance_of: Callable[[int], Tensor],
-                mixture: Optional[Tensor] = None) -> Tensor:
+                mixture: Optional[Tuple[Tensor, Sequence[Tuple[
+                    Tensor, Tensor]]]] = None) -> Tensor:
         # W^T, centred and contiguous: S_c W^T runs near the GEMM peak.
         centred = (weight - weight.mean(0)).T.contiguous()
         prod = weight.new_empty(len(host_classes), *centred.shape)
@@ -138,10 +141,11 @@ class FullQuadratic(torch.autograd.Function):
                      anchors]
             table = diag
         else:
+            weights, pairs = mixture
             y = torch.zeros_like(w_k)
-            for k, p in enumerate(prod):  # S_c w̄ = P_c r, for every row
-                y.addcmul_(anchors @ p.T, mixture[:, k, None])
-            table = mixture @ diag
+            for p, (rows, m) in zip(prod, pairs):  # S_c w̄ = P_c r
+                y.index_add_(0, rows, (anchors[rows] @ p.T) * m[:, None])
+            table = weights @ diag
         table.addmm_(y, centred, alpha=-2)
         table += (y * w_k).sum(1, keepdim=True)
         ctx.save_for_backward(prod, y, anchors)
@@ -154,7 +158,7 @@ class FullQuadratic(torch.autograd.Function):
         prod, y, anchors = ctx.saved_tensors
         mixture = ctx.mixture
         grad = 2 * grad
-        per_class = grad if mixture is None else mixture.T @ grad
+        per_class = grad if mixture is None else mixture[0].T @ grad
         grad_t = prod.new_zeros(prod.shape[1:])
         grad_k = torch.zeros_like(y)
         for k, p in enumerate(prod):  # one read of each P_c for both sums
@@ -162,7 +166,8 @@ class FullQuadratic(torch.autograd.Function):
             if mixture is None:
                 torch.mv(p, grad[k], out=grad_k[k])
             else:
-                grad_k.addcmul_(grad @ p.T, mixture[:, k, None])
+                rows, m = mixture[1][k]
+                grad_k.index_add_(0, rows, (grad[rows] @ p.T) * m[:, None])
         grad_w = torch.addmm(grad_t.T, grad.T, y, alpha=-1)
         # The anchors' rows also move as w̄_k.
         grad_k.addcmul_(grad.sum(1, keepdim=True), y, value=-1)

@@ -16,9 +16,9 @@ targets need not sum to 1.
 
 ``q`` is computed per sample: with a diagonal ``S`` that is two matrix
 products, and with full covariances each class's ``S_c W^T`` is made once
-(:class:`~isda_mm.core.quadratic.FullQuadratic`). No pattern is searched
-for, so the step waits for the host once (full) or not at all (diagonal),
-beyond the check of its inputs.
+(:class:`~isda_mm.core.quadratic.FullQuadratic`) and read by the rows that
+use the class. No pattern is searched for: the step waits for the host
+once, to check its inputs (and find the classes a full mixture uses).
 """
 from typing import List, Optional, Tuple, Union
 
@@ -75,8 +75,8 @@ def isda_augment_soft(
     mixture, checked = _mixture(name, mixture, targets, num_classes)
     # A row with nothing scored is not augmented: no translation either.
     mixture = mixture * (anchors.sum(1, keepdim=True) > 0)
-    classes = _check(name, checked, mixture if len(shape) == 3 else None,
-                     num_classes)
+    used = _check(name, checked, mixture if len(shape) == 3 else None,
+                  num_classes)
     if ratio == 0:
         return logits.to(dtype), targets.new_zeros(len(targets))
     with torch.autocast(logits.device.type, enabled=False):
@@ -85,9 +85,8 @@ def isda_augment_soft(
             table = DiagonalQuadratic.apply(w, mixture @ stored.to(dtype),
                                             anchors)
         else:
-            used = first_true((mixture > 0).any(0), len(classes))
-            table = FullQuadratic.apply(w, anchors, classes, covariance_of,
-                                        mixture[:, used])
+            table = FullQuadratic.apply(w, anchors, [c for c, _ in used],
+                                        covariance_of, _pairs(mixture, used))
         out = torch.add(logits.to(dtype), table, alpha=0.5 * ratio)
         extra = (targets * table).sum(1) * (0.5 * ratio)
     return out, extra
@@ -129,17 +128,30 @@ def _mixture(name: str, mixture: Optional[Tensor], targets: Tensor,
 
 
 def _check(name: str, checked: List[Tensor], mixture: Optional[Tensor],
-           num_classes: int) -> List[int]:
+           num_classes: int) -> List[Tuple[int, int]]:
     """Raise unless every checked tensor is finite and non-negative; and
-    find the classes a full mixture uses: one host sync for both."""
+    find the classes a full mixture uses, with their numbers of rows: one
+    host sync for both."""
     valid = torch.stack([(torch.isfinite(t) & (t >= 0)).all()
                          for t in checked])
     flags = [valid.all()[None]]
     if mixture is not None:
-        flags.append((mixture > 0).any(0))
+        flags.append((mixture > 0).sum(0))
     host = torch.cat(flags).tolist()  # the one sync
     if not host[0]:
         raise ValueError(f'{name}: targets and mixture weights must be finite '
                          'and non-negative, and mixture labels in '
                          f'[0, {num_classes})')
-    return [c for c, used in enumerate(host[1:]) if used]
+    return [(c, int(n)) for c, n in enumerate(host[1:]) if n]
+
+
+def _pairs(mixture: Tensor, used: List[Tuple[int, int]]):
+    """The mixture as a full table takes it: the ``(N, K_c)`` weights over
+    the classes used, and per class the rows that use it with their
+    weights, found without a sync as their numbers are known."""
+    counts = [n for _, n in used]
+    weights = mixture[:, first_true((mixture > 0).any(0), len(counts))]
+    nonzero = first_true((weights > 0).T.flatten(), sum(counts))
+    rows = (nonzero % len(mixture)).split(counts)
+    values = weights.T.flatten()[nonzero].split(counts)
+    return weights, list(zip(rows, values))
