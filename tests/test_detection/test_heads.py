@@ -1,27 +1,27 @@
+"""The ISDA twins of mmdet's basic bbox heads: each against the float64
+reference of ``det_twins`` (through ``loss_and_target``, and through
+``loss`` with PISA-like label weights), under bfloat16 autocast, and
+against the stock head; configurations ISDA cannot bound."""
+import det_twins as twins
 import pytest
 import torch
-import torch.nn.functional as F
 from host_syncs import training_step_syncs
-from isda_reference import reference_augment, reference_statistics
 from mmdet.registry import MODELS
 
 import isda_mm  # noqa: F401
 
 C, IN, ROI = 3, 4, 3  # foreground classes; background is label C
 BG = C
-HEADS = {
-    'BBoxHead': dict(with_avg_pool=True, in_channels=IN, roi_feat_size=ROI),
-    'ConvFCBBoxHead': dict(num_shared_convs=1, num_shared_fcs=1,
-                           num_cls_fcs=1, in_channels=IN, conv_out_channels=5,
-                           fc_out_channels=6, roi_feat_size=ROI),
-    'Shared2FCBBoxHead': dict(in_channels=IN, fc_out_channels=6,
-                              roi_feat_size=ROI),
-    'Shared4Conv1FCBBoxHead': dict(in_channels=IN, conv_out_channels=5,
-                                   fc_out_channels=6, roi_feat_size=ROI),
-    'DoubleConvFCBBoxHead': dict(num_convs=1, num_fcs=1, in_channels=IN,
-                                 conv_out_channels=8, fc_out_channels=6,
-                                 roi_feat_size=ROI),
-}
+HEADS = {head: twins.SPECS[head].args for head in twins.BASIC}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """Tiny tensors: threads cost more than they give."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def build_pair(head_type, **isda):
@@ -64,40 +64,38 @@ def test_lambda0_zero_gives_stock_loss(head_type):
     assert got['isda_lambda'] == 0
 
 
-@pytest.mark.parametrize('background', ['exclude', 'augment'])
+def zero_some_weights(labels, weights):
+    """PISA-like label weights: some RoIs ignored, the others reweighted."""
+    weights = weights * torch.linspace(0.5, 1.5, len(weights),
+                                       dtype=weights.dtype)
+    weights[1::4] = 0
+    return weights
+
+
 @pytest.mark.parametrize('covariance', ['full', 'diagonal'])
-def test_loss_matches_reference(covariance, background):
-    stock, head = build_pair('Shared2FCBBoxHead', lambda0=2.0,
-                             covariance=covariance, background=background)
-    feats, rois, labels, weights, *rest = make_rois()
-    seen = {}
-    head.fc_cls.register_forward_hook(
-        lambda m, args, out: seen.update(x=args[0].detach()))
-    got = head_loss(head, feats, rois, labels, weights, *rest)
+@pytest.mark.parametrize('head_type, background, weights', [
+    *(pytest.param(h, 'exclude', None, id=h) for h in twins.BASIC),
+    pytest.param('Shared2FCBBoxHead', 'augment', None,
+                 id='Shared2FCBBoxHead-augment'),
+    pytest.param('Shared2FCBBoxHead', 'exclude', zero_some_weights,
+                 id='Shared2FCBBoxHead-pisa'),
+    pytest.param('Shared2FCBBoxHead', 'augment', zero_some_weights,
+                 id='Shared2FCBBoxHead-pisa-augment')])
+def test_loss_matches_reference(head_type, background, weights, covariance):
+    twins.check_loss_matches_reference(head_type, covariance, background,
+                                       weights)
 
-    # Sampler-ignored RoIs never count; background only when augmented.
-    used = weights > 0
-    if background == 'exclude':
-        used &= labels != BG
-    skip = torch.where(used, labels, -1)
-    mean, cov, count = reference_statistics(
-        [(seen['x'], skip)], C + 1, ignore_index=-1,
-        full=covariance == 'full')
-    estimator = head.isda.estimator
-    assert torch.equal(estimator.count, count)
-    torch.testing.assert_close(estimator.mean.double(), mean)
-    torch.testing.assert_close(estimator.covariance.double(), cov)
 
-    # Outside a runner lambda = lambda0; the stock loss_cls (label weights,
-    # mean over RoIs with weight > 0) scores the reference logits.
-    logits = stock(feats)[0].double()
-    augmented = reference_augment(logits, skip, head.fc_cls.weight.double(),
-                                  cov, 2.0, ignore_index=-1)
-    want = (F.cross_entropy(augmented, labels, reduction='none') *
-            weights).sum() / (weights > 0).sum()
-    torch.testing.assert_close(got['loss_cls'].double(), want)
-    torch.testing.assert_close(got['acc'], stock.loss(
-        stock(feats)[0], None, rois, labels, weights, *rest)['acc'])
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+@pytest.mark.parametrize('head_type', twins.BASIC)
+def test_autocast_forward_backward(head_type, covariance):
+    twins.check_autocast_forward_backward(head_type, covariance)
+
+
+def test_every_twin_is_checked_against_the_reference():
+    # This module checks BASIC, test_more_heads.py the others.
+    assert twins.registered_twins() == set(twins.SPECS) == {
+        *twins.BASIC, *twins.MORE}
 
 
 def test_backward_reaches_every_parameter():

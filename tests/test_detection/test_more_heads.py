@@ -1,14 +1,20 @@
-"""SCNetBBoxHead and SABLHead in tiny detectors built from dicts (SCNet and
-SABL Faster R-CNN, 8-channel ResNet-18, 64-pixel images), and the reason
-every other mmdet head gives for having no ISDA twin."""
+"""SCNetBBoxHead and SABLHead against the float64 reference of
+``det_twins`` and under bfloat16 autocast, then in tiny detectors built
+from dicts (SCNet and SABL Faster R-CNN, 8-channel ResNet-18, 64-pixel
+images); and the reason every other mmdet head gives for having no ISDA
+twin."""
+import contextlib
 import copy
 import re
 from pathlib import Path
 
+import det_twins as twins
 import mmdet
 import numpy as np
 import pytest
 import torch
+from capture import layer_inputs
+from isda_reference import reference_statistics
 from mmdet.models import dense_heads
 from mmdet.models.roi_heads import bbox_heads, mask_heads
 from mmdet.registry import MODELS
@@ -60,6 +66,15 @@ ROI_HEADS = {
                              out_conv_channels=WIDTH, roi_feat_size=7,
                              scale_factor=2)),
 }
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """Tiny tensors: threads cost more than they give."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
@@ -186,26 +201,55 @@ def test_lambda0_zero_gives_the_stock_losses(head):
     assert all(got[k] == 0 for k in extra if k.endswith('isda_lambda'))
 
 
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+@pytest.mark.parametrize('head', twins.MORE)
+def test_loss_matches_reference(head, covariance):
+    twins.check_loss_matches_reference(head, covariance)
+
+
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+@pytest.mark.parametrize('head', twins.MORE)
+def test_autocast_forward_backward(head, covariance):
+    twins.check_autocast_forward_backward(head, covariance)
+
+
 @pytest.mark.parametrize('head', ROI_HEADS)
-def test_lambda_changes_loss_cls_only_and_counts_sampled_rois(head):
-    model, stock = build_pair(head, lambda0=50.0, covariance='full')
-    for h in isda_heads(model):
+def test_detector_losses_match_reference(head):
+    """In the detector, as its RoI head calls each stage: the statistics of
+    the sampled RoIs' fc_cls inputs, loss_cls (times the stage's weight)
+    against the float32 reference, every other loss the stock one."""
+    model, stock = build_pair(head, lambda0=twins.RATIO, covariance='full')
+    heads = isda_heads(model)
+    for h in heads:
         record_targets(h)
-    got, want = seeded_loss(model, make_batch()), seeded_loss(
-        stock, make_batch())
+    with contextlib.ExitStack() as stack:
+        seen = [stack.enter_context(layer_inputs(h.fc_cls)) for h in heads]
+        got = seeded_loss(model, make_batch())
+    want = seeded_loss(stock, make_batch())
     cls_keys = [k for k in want if k.endswith('loss_cls') and 'rpn' not in k]
-    assert cls_keys
-    for key in want:
+    assert len(cls_keys) == len(heads)
+    for key in set(want) - set(cls_keys):
         # RPN losses are lists (one entry per FPN level).
-        same = torch.equal(*(torch.stack(v) if isinstance(v, list) else v
-                             for v in (got[key], want[key])))
-        assert same != (key in cls_keys), key
-    for h in isda_heads(model):
+        assert torch.equal(*(torch.stack(v) if isinstance(v, list) else v
+                             for v in (got[key], want[key]))), key
+    stage_weights = model.roi_head.stage_loss_weights if len(heads) > 1 \
+        else [1]
+    tol = dict(rtol=1e-5, atol=1e-6)
+    for key, h, features, stage_weight in zip(cls_keys, heads, seen,
+                                              stage_weights):
         (labels, weights), = h.recorded
-        foreground = labels[(weights > 0) & (labels < C)]
-        count = torch.bincount(foreground, minlength=C + 1)
-        assert torch.equal(h.isda.estimator.count, count)
+        (x, ), skip = features, twins.skipped(labels, weights)
+        mean, cov, count = reference_statistics([(x, skip)], C + 1, -1)
+        estimator = h.isda.estimator
+        assert torch.equal(estimator.count, count)
         assert 0 < count.sum() < len(labels)
+        torch.testing.assert_close(estimator.mean.double(), mean, **tol)
+        torch.testing.assert_close(estimator.covariance.double(), cov, **tol)
+        loss_cls = twins.reference_loss_cls(
+            x, labels, weights, skip, h.fc_cls.weight.detach(),
+            h.fc_cls.bias.detach(), cov, loss_cfg=dict(loss_weight=1.0))
+        torch.testing.assert_close(got[key].double(), stage_weight * loss_cls,
+                                   **tol, msg=key)
 
 
 @pytest.mark.parametrize('head', ROI_HEADS)

@@ -1,6 +1,8 @@
 """ISDA twins of the heads beyond ``return self.cls_seg(x)``: OCRNet's and
 PointRend's cascade stages, EncNet, DANet, DDRNet and PIDNet (each against
-the stock head on the same inputs and weights); loss lists; refusals."""
+the float64 reference of ``seg_twins``, under bfloat16 autocast, and
+against the stock head on the same inputs and weights); loss lists;
+refusals."""
 import copy
 from pathlib import Path
 
@@ -8,19 +10,20 @@ import mmseg
 import pytest
 import torch
 import torch.nn.functional as F
-from isda_reference import reference_augment, reference_statistics
 from mmengine.config import Config, ConfigDict
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from mmengine.structures import PixelData
 from mmseg.models import decode_heads
-from mmseg.models.decode_heads.point_head import (
-    calculate_uncertainty,
-    point_sample,
-)
+from mmseg.models.decode_heads.point_head import point_sample
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
+from seg_twins import (
+    MORE,
+    check_autocast_forward_backward,
+    check_loss_matches_reference,
+)
 
 import isda_mm  # noqa: F401
 from isda_mm.segmentation import (
@@ -61,11 +64,9 @@ HEADS = {
                 lambda f, p, s: (f, s, None),
                 lambda f, p: ((f[1],), None)),
 }
-# Loss entries of the stock head that ISDA leaves alone.
-UNTOUCHED = {'EncHead': ('loss_se',), 'PIDHead': ('loss_bd',)}
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope='module', autouse=True)
 def _one_thread():
     """These tensors are tiny: on a busy machine, waking (and spinning)
     intra-op threads costs ten times the work itself."""
@@ -73,6 +74,18 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+@pytest.mark.parametrize('head_type', MORE)
+def test_loss_matches_reference(head_type, covariance):
+    check_loss_matches_reference(head_type, covariance)
+
+
+@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
+@pytest.mark.parametrize('head_type', MORE)
+def test_autocast_forward_backward(head_type, covariance):
+    check_autocast_forward_backward(head_type, covariance)
 
 
 def make_batch():
@@ -149,47 +162,6 @@ def test_lambda0_zero_gives_stock_losses_and_counts_samples(head_type):
     if len(stats) > 1:  # each classifier has its own features
         means = [s.mean for s in stats.values()]
         assert not torch.equal(means[0], means[1])
-
-
-@pytest.mark.parametrize('head_type', HEADS)
-def test_lambda_changes_only_the_cross_entropy_terms(head_type):
-    stock, head = build_pair(head_type, lambda0=50.0)
-    batch = make_batch()
-    got, _ = losses_of(head_type, head, batch)
-    want, _ = losses_of(head_type, stock, batch)
-    for key in want:
-        if 'loss' in key and key not in UNTOUCHED.get(head_type, ()):
-            assert not torch.equal(got[key], want[key]), key
-            assert torch.isfinite(got[key])
-        else:  # accuracies on the plain logits, stock SE / boundary losses
-            torch.testing.assert_close(got[key], want[key], msg=key)
-    assert got['isda_lambda'] == 50.0
-    sum(v for k, v in got.items() if 'loss' in k).backward()
-
-
-def test_point_logits_are_augmented_per_point():
-    """The (N, A, P) layout: each sampled point is one sample, checked
-    against the plain float64 formulas."""
-    stock, head = build_pair('PointHead', lambda0=2.0, covariance='full')
-    batch = make_batch()
-    seen = {}
-    head.fc_seg.register_forward_hook(
-        lambda m, a, o: seen.update(features=a[0], logits=o))
-    got, labels = losses_of('PointHead', head, batch)
-    flat = seen['features'].permute(0, 2, 1).reshape(-1, 6 + C)
-    _, cov, count = reference_statistics([(flat, labels)], C, IGNORE)
-    assert torch.equal(head.isda.estimator.count, count)
-    torch.testing.assert_close(head.isda.estimator.covariance.double(), cov,
-                               rtol=1e-4, atol=1e-6)
-    ref = reference_augment(
-        seen['logits'].double().permute(0, 2, 1).reshape(-1, C), labels,
-        head.fc_seg.weight.double().flatten(1), cov, 2.0, IGNORE)
-    torch.manual_seed(0)  # the points losses_of sampled
-    points = stock.get_points_train(batch[1], calculate_uncertainty,
-                                    cfg=POINT_TRAIN)
-    want = stock.loss_by_feat(ref.float().reshape(N, -1, C).permute(0, 2, 1),
-                              points, copy.deepcopy(batch[2]))
-    torch.testing.assert_close(got['pointloss_ce'], want['pointloss_ce'])
 
 
 @pytest.mark.parametrize('head_type', HEADS)
