@@ -1,10 +1,14 @@
+"""The twins of LinearClsHead, StackedLinearClsHead and
+VisionTransformerClsHead beside their stock heads: predictions, the
+lambda0=0 loss, accuracy, refused losses, checkpoints, the config check
+and host syncs. Every twin's loss against the float64 reference is in
+test_more_heads.py."""
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 from host_syncs import training_step_syncs
-from isda_reference import reference_augment, reference_soft_augment
 from mmengine.runner import load_checkpoint, save_checkpoint
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -27,14 +31,9 @@ def feats_for(head_type, n=10):
     return (torch.randn(n, IN), )
 
 
-def samples(n=10, soft=False):
-    out = []
-    for label in torch.randint(C, (n, )).tolist():
-        s = DataSample().set_gt_label(label)
-        if soft:
-            s.set_gt_score(F.one_hot(torch.tensor(label), C).float())
-        out.append(s)
-    return out
+def samples(n=10):
+    return [DataSample().set_gt_label(label)
+            for label in torch.randint(C, (n, )).tolist()]
 
 
 def build_pair(head_type, **isda):
@@ -72,28 +71,6 @@ def test_lambda0_zero_gives_stock_loss(head_type, loss):
     assert head.isda.estimator.count.sum() == len(data)
 
 
-@pytest.mark.parametrize('head_type', STOCK)
-@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
-def test_loss_is_cross_entropy_of_augmented_logits(head_type, covariance):
-    _, head = build_pair(head_type, lambda0=1.5, covariance=covariance)
-    head = head.double()
-    feats = tuple(f.double() if torch.is_tensor(f) else [x.double()
-                                                         for x in f]
-                  for f in feats_for(head_type))
-    data = samples()
-    losses = head.loss(feats, data)  # outside a runner: lambda = lambda0
-    assert losses['isda_lambda'] == 1.5
-    labels = torch.cat([s.gt_label for s in data])
-    features = head.pre_logits(feats)
-    fc = head.final_linear
-    cov = head.isda.estimator.covariance
-    ref = F.cross_entropy(
-        reference_augment(fc(features), labels, fc.weight, cov, 1.5), labels)
-    torch.testing.assert_close(losses['loss'], ref, rtol=1e-10, atol=1e-10)
-    losses['loss'].backward()
-    assert all(torch.isfinite(p.grad).all() for p in head.parameters())
-
-
 def test_accuracy_on_plain_logits():
     _, head = build_pair('LinearClsHead', lambda0=50.0, cal_acc=True)
     feats, data = feats_for('LinearClsHead'), samples()
@@ -126,16 +103,6 @@ def mixup(data, mu=0.7):
     return data
 
 
-def smooth(target, loss):
-    """Label smoothing from its formulas (mmpretrain's docstring)."""
-    eps, mode = loss.get('label_smooth_val', 0), loss.get('mode', 'original')
-    if mode == 'classy_vision':
-        return (target + eps / C) / (1 + eps)
-    if mode == 'multi_label':  # 1 - eps on every class present, eps elsewhere
-        return torch.where(target > 0, 1 - eps, eps)
-    return (1 - eps) * target + eps / C
-
-
 SOFT_LOSSES = [
     dict(type='CrossEntropyLoss'),
     dict(type='CrossEntropyLoss', use_soft=True, loss_weight=0.7,
@@ -147,45 +114,6 @@ SOFT_LOSSES = [
     dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='multi_label',
          use_sigmoid=False),
 ]
-
-
-@pytest.mark.parametrize('head_type', STOCK)
-@pytest.mark.parametrize('covariance', ['full', 'diagonal'])
-@pytest.mark.parametrize('loss', SOFT_LOSSES, ids=lambda c: c['type'])
-@pytest.mark.parametrize('mixed', [True, False], ids=['mixup', 'hard'])
-def test_soft_target_loss_is_the_bound(head_type, covariance, loss, mixed):
-    if not mixed and loss.get('use_soft'):
-        pytest.skip('use_soft=True needs soft targets in mmpretrain too')
-    _, head = build_pair(head_type, lambda0=1.5, covariance=covariance,
-                         loss=loss)
-    head = head.double()
-    feats = tuple(f.double() if torch.is_tensor(f) else [x.double()
-                                                          for x in f]
-                  for f in feats_for(head_type))
-    data = samples()
-    if mixed:
-        mixup(data)
-    labels = torch.cat([s.gt_label for s in data])
-    score = (torch.stack([s.gt_score for s in data]).double() if mixed
-             else F.one_hot(labels, C).double())
-    target = score
-    if loss['type'] == 'LabelSmoothLoss':
-        target = smooth(score, loss)
-    if 'class_weight' in loss:
-        target = target * torch.tensor(loss['class_weight']).double()
-    got = head.loss(feats, data)['loss']
-    # The statistics took this batch: the mixed samples by their weights.
-    est = head.isda.estimator
-    torch.testing.assert_close(est.weight_sum, score.sum(0))
-    fc = head.final_linear
-    features = head.pre_logits(feats).detach()
-    logits = fc(features)
-    mixture = score if mixed else labels
-    out, extra = reference_soft_augment(logits, target, fc.weight,
-                                        est.covariance.double(), 1.5, mixture)
-    bound = (-(target * out.log_softmax(1)).sum(1) + extra).mean()
-    scale = loss.get('loss_weight', 1.0)
-    torch.testing.assert_close(got, scale * bound)
 
 
 @pytest.mark.parametrize('loss', SOFT_LOSSES, ids=lambda c: c['type'])
@@ -228,6 +156,8 @@ def test_checkpoint_loads_into_stock_head(tmp_path):
 
 @pytest.mark.parametrize('where', ['model', 'top', 'train_cfg'])
 def test_mixing_recipes_pass_the_config_check(where):
+    """Mixup and CutMix, wherever a config puts them, are bounded: the
+    check lets them through and still refuses a sigmoid loss beside them."""
     from mmengine.config import Config
 
     from isda_mm.classification import check_config
@@ -240,7 +170,11 @@ def test_mixing_recipes_pass_the_config_check(where):
     else:
         pre = dict(batch_augments=dict(augments=augments))
         (cfg['model'] if where == 'model' else cfg)['data_preprocessor'] = pre
-    check_config(Config(cfg))
+    assert check_config(Config(cfg)) is None
+    cfg['model']['head']['loss']['mode'] = 'multi_label'
+    with pytest.raises(ValueError, match='model.head.loss.mode makes a '
+                       'sigmoid cross-entropy'):
+        check_config(Config(cfg))
 
 
 @pytest.mark.parametrize('loss, key', [
@@ -277,10 +211,10 @@ def test_accuracy_and_host_syncs_match_stock(covariance):
     assert syncs['isda'] - syncs['stock'] <= 2
 
 
-@pytest.mark.parametrize('covariance, most', [('full', 7), ('diagonal', 5)])
+@pytest.mark.parametrize('covariance, most', [('full', 2), ('diagonal', 2)])
 def test_soft_target_host_syncs_do_not_grow_with_the_batch(covariance, most):
-    """A few checks, the pattern search and the mixed samples' pairs: a
-    fixed number of syncs, whatever the batch size."""
+    """The statistics' classes and the soft bound's checks, each read on
+    the host once: a fixed number of syncs, whatever the batch size."""
     stock, head = build_pair('LinearClsHead', lambda0=5.0,
                              covariance=covariance)
     for n in (10, 40):

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
+from capture import layer_inputs
+from isda_reference import reference_augment, reference_statistics
 from mmpretrain.structures import DataSample
 
 import isda_mm  # noqa: F401
@@ -42,20 +43,55 @@ def samples(labels):
     return [DataSample().set_gt_label(y) for y in labels.tolist()]
 
 
-def test_the_readme_head(head_module):
-    torch.manual_seed(0)
-    head = head_module.TwoLayerISDAHead(num_classes=4, in_channels=6,
-                                        hidden=5, lambda0=0.0)
-    feats, labels = (torch.randn(12, 6), ), torch.randint(4, (12, ))
-    plain = F.cross_entropy(head(feats), labels)
-    loss = head.loss(feats, samples(labels))['loss']
-    torch.testing.assert_close(loss, plain)
-    assert head.isda.estimator.count.sum() == 12
-    head.lambda0 = 2.0
-    loss = head.loss(feats, samples(labels))['loss']
-    assert loss > plain  # the ISDA term only raises the other logits
-    loss.backward()
-    assert head.fc.weight.grad.abs().sum() > 0
+C, IN, HIDDEN, LOSS = 4, 6, 5, dict(type='CrossEntropyLoss', loss_weight=0.7,
+                                     class_weight=[1.0, 2.0, 0.5, 1.5])
+
+
+@pytest.mark.parametrize('lambda0', [0.0, 2.0], ids=[
+    'TwoLayerISDAHead-lambda0=0', 'TwoLayerISDAHead-lambda0=2'])
+def test_loss_matches_reference(head_module, lambda0):
+    """Two batches: the statistics of every feature the classifier
+    received (captured at ``fc``), and the loss and its gradients, are the
+    float64 reference's (the README's head: full covariance, the stock
+    class-weighted cross-entropy of the augmented logits)."""
+    head = head_module.TwoLayerISDAHead(num_classes=C, in_channels=IN,
+                                        hidden=HIDDEN, lambda0=lambda0,
+                                        loss=LOSS).double()
+    fc, est = head.fc, head.isda.estimator
+    class_weight = torch.tensor(LOSS['class_weight'], dtype=torch.float64)
+    batches = []
+    tight = dict(rtol=1e-9, atol=1e-12)
+    for _ in range(2):
+        feats = (torch.randn(12, IN, dtype=torch.float64), )
+        labels = torch.randint(C, (12, ))
+        live = []
+
+        def keep(module, args):  # the live input, with its gradient
+            args[0].retain_grad()
+            live.append(args[0])
+
+        handle = fc.register_forward_pre_hook(keep)
+        head.zero_grad()
+        with layer_inputs(fc) as seen:
+            loss = head.loss(feats, samples(labels))['loss']
+        handle.remove()
+        loss.backward()
+        assert len(seen) == 1
+        batches.append((seen[0], labels))
+        mean, cov, count = reference_statistics(batches, C)
+        assert torch.equal(est.count, count)
+        torch.testing.assert_close(est.mean, mean, **tight)
+        torch.testing.assert_close(est.covariance, cov, **tight)
+        x = seen[0].requires_grad_()
+        weight = fc.weight.detach().clone().requires_grad_()
+        logits = x @ weight.T + fc.bias.detach()
+        augmented = reference_augment(logits, labels, weight, cov, lambda0)
+        want = LOSS['loss_weight'] * (-class_weight[labels] * augmented[
+            torch.arange(12), labels].sub(augmented.logsumexp(1))).mean()
+        want.backward()
+        torch.testing.assert_close(loss, want, **tight)
+        torch.testing.assert_close(fc.weight.grad, weight.grad, **tight)
+        torch.testing.assert_close(live[0].grad, x.grad, **tight)
 
 
 def test_the_project_config_trains(tmp_path):
