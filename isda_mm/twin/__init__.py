@@ -26,9 +26,11 @@ What it does, one module per step:
    twin fails otherwise, the head is *undecided*.
 3. **Choose the ISDA settings** (:mod:`.settings`; ``--lambda0`` and
    ``--covariance`` override both rules): mmpretrain heads the paper's
-   ImageNet setting (``lambda0=7.5``, diagonal) from 1000 classes, else its
-   CIFAR setting (``lambda0=0.5``, full, diagonal above 1 GiB of
-   covariances); mmseg ``lambda0=7.5``, diagonal, on every decode and
+   ImageNet setting from 1000 classes (diagonal; ``lambda0`` of the
+   backbone family: 5 for ResNet-101, 1 for DenseNet, 7.5 for ResNet-50/152,
+   ResNeXt and every backbone the paper does not give), else its CIFAR
+   setting (``lambda0=0.5``, full, diagonal above 1 GiB of covariances);
+   mmseg ``lambda0=7.5``, diagonal, on every decode and
    auxiliary head; mmdet ``lambda0=0.5``, diagonal, on each RoI bbox head
    (every cascade stage); any other toolkit the twin's own defaults.
 4. **Write a thin child config** (:mod:`.write`) with ``_base_`` (the

@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         '--out', help='twin config path (default: next to CONFIG, or in the '
         'current directory for a scope path, with "-isda" in its name)')
     parser.add_argument('--lambda0', type=non_negative,
-                        help='lambda0 of every ISDA head (default: per '
-                        'toolkit; see the module docstring)')
+                        help='lambda0 of every ISDA head (default: the '
+                        "paper's per dataset and, on ImageNet, per backbone "
+                        'family; see isda_mm.twin.settings)')
     parser.add_argument('--covariance', choices=COVARIANCES,
                         help='covariance of every ISDA head (default: per '
                         'toolkit)')

@@ -8,7 +8,9 @@ the first sentence of the error (why, and what to use instead). An
 that have no ISDA bound) refuses whatever the stock head does. Otherwise,
 if the stock head cannot be built from its config alone either (arguments
 its parent injects, a missing optional package), or the twin fails with
-another error, the head is *undecided*.
+another error, the head is *undecided*. The settings of an enabled head
+(:mod:`.settings`) follow from its classifiers' sizes and, for
+ImageNet-scale mmpretrain heads, the config's ``model.backbone``.
 """
 import copy
 import dataclasses
@@ -74,10 +76,13 @@ class Decision:
         outcome (str): ``'enabled'``, ``'refused'`` or ``'undecided'``.
         reason (str): why not, for the last two. Defaults to ''.
         settings (dict): ISDA settings to write, if enabled.
+        sizes (list[tuple[int, int]]): ``(num_classes, width)`` of each
+            classifier of the built twin, if enabled.
     """
     outcome: str
     reason: str = ''
     settings: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    sizes: List[Tuple[int, int]] = dataclasses.field(default_factory=list)
 
 
 def is_class_entry(name: str, scope: str) -> bool:
@@ -91,7 +96,8 @@ def is_class_entry(name: str, scope: str) -> bool:
 
 def _decide_head(head: dict, twin: str, scope: str,
                  overrides: Tuple[Tuple[str, Any], ...]) -> Decision:
-    """:func:`decide_head`, uncached (the rules: module docstring)."""
+    """:func:`decide_head`, uncached and without the settings (the rules:
+    module docstring)."""
     given = dict(overrides)
     try:
         module = build_module(dict(head, type=twin, **given), scope)
@@ -110,9 +116,7 @@ def _decide_head(head: dict, twin: str, scope: str,
             return Decision('refused', first_sentence(isda_error))
         return Decision('undecided',
                         f'the ISDA head failed: {error_text(isda_error)}')
-    settings = isda_settings(scope, classifier_sizes(module),
-                             given.get('lambda0'), given.get('covariance'))
-    return Decision('enabled', settings=settings)
+    return Decision('enabled', sizes=classifier_sizes(module))
 
 
 _DECISIONS: Dict[str, Decision] = {}
@@ -120,10 +124,12 @@ _DECISIONS: Dict[str, Decision] = {}
 
 def decide_head(head: dict, twin: str, scope: str,
                 lambda0: Optional[float] = None,
-                covariance: Optional[str] = None) -> Decision:
+                covariance: Optional[str] = None,
+                backbone: Optional[dict] = None) -> Decision:
     """Decide one head by building ``twin`` with the head's arguments
-    (weights on meta); cached by (scope, twin, arguments, overrides), as
-    most zoo configs share their heads with others.
+    (weights on meta), then choose its settings; the build is cached by
+    (scope, twin, arguments, overrides), as most zoo configs share their
+    heads with others.
 
     Args:
         head (dict): the head's config, stock type.
@@ -131,9 +137,12 @@ def decide_head(head: dict, twin: str, scope: str,
         scope (str): the head's toolkit.
         lambda0 (float, optional): ``--lambda0``. Defaults to None.
         covariance (str, optional): ``--covariance``. Defaults to None.
+        backbone (dict, optional): the config's ``model.backbone``, for
+            the paper's ImageNet ``lambda0`` of its family. Defaults to
+            None.
 
     Returns:
-        Decision: a copy of the (cached) decision.
+        Decision: a copy of the (cached) decision, with its settings.
     """
     overrides = tuple((k, v) for k, v in (('lambda0', lambda0),
                                           ('covariance', covariance))
@@ -141,7 +150,11 @@ def decide_head(head: dict, twin: str, scope: str,
     key = repr((scope, twin, head, overrides))
     if key not in _DECISIONS:
         _DECISIONS[key] = _decide_head(head, twin, scope, overrides)
-    return copy.deepcopy(_DECISIONS[key])
+    decision = copy.deepcopy(_DECISIONS[key])
+    if decision.outcome == 'enabled':
+        decision.settings = isda_settings(scope, decision.sizes, lambda0,
+                                          covariance, backbone)
+    return decision
 
 
 @dataclasses.dataclass
@@ -223,11 +236,13 @@ def decide(cfg, fallback_scope: Optional[str] = None,
         with quiet():
             import_modules_from_strings(**cfg['custom_imports'])
     heads = []
+    backbone = model.get('backbone')
     with one_thread():
         for path in find_heads(model, scope):
             head = get_at(model, path)
             stock, twin = head_twin(head['type'], scope)
             heads.append(
                 Head(path, stock, twin,
-                     decide_head(head, twin, scope, lambda0, covariance)))
+                     decide_head(head, twin, scope, lambda0, covariance,
+                                 backbone)))
     return ConfigDecision(scope, heads, isda_heads(model, scope))

@@ -3,6 +3,10 @@
 A head is any dict of ``cfg.model`` whose ``type`` names a module of its
 toolkit's ``MODELS`` registry for which ``'ISDA' + type`` is registered
 too; support is read from the registries at run time, never from a list.
+A head class used as a neck (a key ending in ``neck``, such as BLIP-2's
+``vision_neck``, a ``LinearClsHead`` used as a projection) is no head: the
+model only calls its ``forward``, never its ``loss``, so ISDA would do
+nothing there.
 """
 import dataclasses
 import importlib
@@ -75,13 +79,15 @@ def head_twin(kind: Any, scope: str) -> Optional[Tuple[str, str]]:
 def find_heads(model: Any, scope: str,
                at: HeadPath = ()) -> List[HeadPath]:
     """Paths (from ``cfg.model``) of every classifier head: a dict whose
-    type has an ISDA twin registered. Heads' own arguments are not
-    searched."""
+    type has an ISDA twin registered, not under a ``*neck`` key. Heads' own
+    arguments are not searched."""
     found = []
     if isinstance(model, dict):
         if head_twin(model.get('type'), scope):
             return [at]
         for key, value in model.items():
+            if isinstance(key, str) and key.endswith('neck'):
+                continue  # called as a module: its loss never runs
             found += find_heads(value, scope, at + (key, ))
     elif isinstance(model, (list, tuple)):
         for i, value in enumerate(model):

@@ -11,6 +11,7 @@ built, nothing written), from the parse it shares with
 ``python tools/isda_config.py --zoo mmpretrain mmseg mmdet`` prints.
 """
 import ast
+import re
 import runpy
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from zoo_cache import parsed_zoo
 
 from isda_mm.twin import cli, decide, meta, parsing, write
 from isda_mm.twin import heads as twin_heads
+from isda_mm.twin import settings as twin_settings
 from isda_mm.twin import zoo as twin_zoo
 
 REPO = Path(__file__).parents[2]
@@ -129,6 +131,95 @@ def test_twin_of_zoo_config(config, tmp_path, capsys):
         assert head.isda.estimator.covariance_kind == settings['covariance']
 
 
+# The paper's table (T-PAMI 2021; diagonal on ImageNet, full on CIFAR).
+PAPER = {
+    'mmpretrain::resnet/resnet101_8xb32_in1k.py': (5.0, 'diagonal'),
+    'mmpretrain::resnet/resnetv1d101_8xb32_in1k.py': (5.0, 'diagonal'),
+    'mmpretrain::densenet/densenet121_4xb256_in1k.py': (1.0, 'diagonal'),
+    'mmpretrain::densenet/densenet201_4xb256_in1k.py': (1.0, 'diagonal'),
+    'mmpretrain::resnet/resnet50_8xb32_in1k.py': (7.5, 'diagonal'),
+    'mmpretrain::resnet/resnet152_8xb32_in1k.py': (7.5, 'diagonal'),
+    'mmpretrain::resnext/resnext101-32x8d_8xb32_in1k.py': (7.5, 'diagonal'),
+    # Not in the paper: the default.
+    'mmpretrain::resnet/resnet18_8xb32_in1k.py': (7.5, 'diagonal'),
+    'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py': (7.5,
+                                                              'diagonal'),
+    # CIFAR: whatever the backbone.
+    'mmpretrain::resnet/resnet101_8xb16_cifar10.py': (0.5, 'full'),
+}
+
+
+@pytest.mark.parametrize('config', list(PAPER))
+def test_paper_lambda0_by_backbone(config, tmp_path, capsys):
+    """ImageNet-scale heads take the paper's lambda0 of their backbone
+    family (ResNet-101 5, DenseNet 1, else 7.5); CIFAR ones 0.5, full."""
+    lambda0, covariance = PAPER[config]
+    out = tmp_path / 'twin.py'
+    status, report = run(capsys, config, '--out', out)
+    assert status == 0, report
+    assert f'(lambda0={lambda0!r}, covariance={covariance!r})' in report
+    head = load(out).model.head
+    assert (head.lambda0, head.covariance) == (lambda0, covariance)
+    # --lambda0 still wins.
+    status, report = run(capsys, config, '--out', out, '--force',
+                         '--lambda0', '3')
+    assert status == 0, report
+    assert load(out).model.head.lambda0 == 3.0
+
+
+def test_imagenet_lambda0_rule():
+    rule = twin_settings.imagenet_lambda0
+    assert rule(dict(type='ResNet', depth=101)) == 5.0
+    assert rule(dict(type='mmpretrain.ResNetV1c', depth=101)) == 5.0
+    assert rule(dict(type='ResNet', depth=152)) == 7.5
+    assert rule(dict(type='ResNet', depth=34)) == 7.5
+    assert rule(dict(type='ResNeXt', depth=101)) == 7.5
+    assert rule(dict(type='DenseNet', arch='161')) == 1.0
+    assert rule(dict(type='DenseNet', arch=dict(growth_rate=8))) == 1.0
+    # By name: a subclass of ResNet is another network.
+    assert rule(dict(type='SEResNet', depth=101)) == 7.5
+    assert rule(dict(type='ResNeSt', depth=101)) == 7.5
+    assert rule(None) == rule(dict(type=object)) == 7.5
+    sizes = [(1000, 2048)]
+    resnet101 = dict(type='ResNet', depth=101)
+    assert twin_settings.isda_settings('mmpretrain', sizes,
+                                  backbone=resnet101) == dict(
+                                      lambda0=5.0, covariance='diagonal')
+    assert twin_settings.isda_settings('mmpretrain', [(10, 2048)],
+                                  backbone=resnet101) == dict(
+                                      lambda0=0.5, covariance='full')
+    assert twin_settings.isda_settings('mmpretrain', sizes, lambda0=2.0,
+                                  backbone=resnet101) == dict(
+                                      lambda0=2.0, covariance='diagonal')
+    # Above 1 GiB of full covariances (ImageNet-21k-like widths): diagonal.
+    assert twin_settings.isda_settings('mmpretrain', [(999, 1024)]) == dict(
+        lambda0=0.5, covariance='diagonal')
+    assert twin_settings.isda_settings('mmseg', [(19, 512)],
+                                  backbone=resnet101) == dict(
+                                      lambda0=7.5, covariance='diagonal')
+
+
+def test_repository_isda_configs_reproduced():
+    """The twin of every baseline in ``configs/classification`` gets the
+    ``lambda0`` and covariance its hand-written ``-isda`` config states
+    (the paper's ImageNet, CIFAR and semi-supervised settings)."""
+    pairs = sorted(REPO.glob('configs/classification/*/*-isda*.py'))
+    assert len(pairs) >= 20
+    for isda in pairs:
+        base = isda.with_name(isda.name.replace('-isda', ''))
+        with parsing.fast_parsing(), meta.quiet():
+            decision = decide.decide(parsing.load_config(str(base)),
+                                     'mmpretrain')
+            model = parsing.plain(parsing.load_config(str(isda)).model)
+        got = {h.path: h.decision.settings for h in decision.enabled}
+        want = {}
+        for path in twin_heads.isda_heads(model, 'mmpretrain'):
+            head = twin_heads.get_at(model, path)
+            want[path] = dict(lambda0=head['lambda0'],
+                              covariance=head['covariance'])
+        assert got == want and want, isda.name
+
+
 def test_list_of_heads_written_whole(tmp_path, capsys):
     """mmengine replaces lists wholesale: every cascade stage is written
     out with all of its fields."""
@@ -214,7 +305,8 @@ def test_local_config_relative_base(tmp_path, capsys):
     assert merged.custom_imports == dict(
         imports=['mmpretrain.models', 'isda_mm'], allow_failed_imports=False)
     # The output exists: a usage error without --force.
-    assert run(capsys, config)[0] == 2
+    assert usage_error(capsys, config) == (
+        f'{out} exists; pass --force to overwrite it, or --out')
     assert run(capsys, config, '--force')[0] == 0
     # Elsewhere: the base path is relative to the twin.
     other = tmp_path / 'other' / 'twin.py'
@@ -223,13 +315,56 @@ def test_local_config_relative_base(tmp_path, capsys):
     assert load(other).model.head.type == 'ISDALinearClsHead'
 
 
-@pytest.mark.parametrize('argv', [
-    [], ['a.py', '--covariance', 'low'], ['a.py', '--lambda0', '-1'],
-    ['no/such/config.py'], ['mmdet::no_such/config.py'],
-    ['a.py', '--zoo', 'mmdet']
+def usage_error(capsys, *argv):
+    """The message of the usage error ``isda-config ARGV`` exits with."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2
+    assert out == ''
+    assert err.startswith('usage: isda-config ')
+    last = err.rstrip().splitlines()[-1]
+    assert last.startswith('isda-config: error: ')
+    return last[len('isda-config: error: '):]
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([], r'^CONFIG is required \(or --zoo PACKAGE \.\.\.\)$'),
+    (['a.py', '--covariance', 'low'],
+     r"^argument --covariance: invalid choice: 'low' \(choose from "
+     r"'full', 'diagonal'\)$"),
+    (['a.py', '--lambda0', '-1'], r'^argument --lambda0: must be >= 0, got '
+     r'-1$'),
+    (['a.py', '--lambda0', 'nan'], r'^argument --lambda0: must be >= 0, got '
+     r'nan$'),
+    (['no/such/config.py'], r'^cannot read no/such/config\.py: '
+     r'FileNotFoundError: no such config file: no/such/config\.py$'),
+    (['mmdet::no_such/config.py'], r'^cannot read mmdet::no_such/config\.py'
+     r': FileNotFoundError: file ".*/mmdet/\.mim/configs/no_such/config\.py"'
+     r' does not exist$'),
+    (['a.py', '--zoo', 'mmdet'], r'^--zoo takes no CONFIG or --out$'),
+    (['--zoo', 'mmdet', '--out', 'x.py'], r'^--zoo takes no CONFIG or --out$'),
+    (['--zoo', 'no_such_toolkit'], r'^no_such_toolkit is not installed$'),
 ])
-def test_usage_errors(argv, capsys):
-    assert run(capsys, *argv)[0] == 2
+def test_usage_errors(argv, message, capsys):
+    assert re.search(message, usage_error(capsys, *argv))
+
+
+def test_usage_errors_of_a_config(tmp_path, capsys):
+    """An output that exists, and custom_imports that do not import."""
+    config = tmp_path / 'resnet18_8xb16_cifar10.py'
+    config.write_text(
+        "_base_ = 'mmpretrain::resnet/resnet18_8xb16_cifar10.py'\n"
+        "custom_imports = dict(imports=['no_such_module_of_isda'])\n")
+    out = tmp_path / 'twin.py'
+    out.write_text('# mine\n')
+    assert usage_error(capsys, config, '--out', out) == (
+        f'{out} exists; pass --force to overwrite it, or --out')
+    assert out.read_text() == '# mine\n'
+    assert re.fullmatch(
+        f'cannot import the custom_imports of {re.escape(str(config))}: '
+        r'ImportError: Failed to import no_such_module_of_isda',
+        usage_error(capsys, config, '--out', out, '--force'))
 
 
 def test_twin_name():
@@ -334,41 +469,133 @@ def zoo():
     return walks
 
 
+def zoo_files(package):
+    """The zoo's configs, found here (not by the tool's ``os.walk``)."""
+    root = Path(twin_zoo.zoo_dir(package))
+    return sorted(str(p.relative_to(root)) for p in root.rglob('*.py')
+                  if '_base_' not in p.relative_to(root).parts)
+
+
+def has_head(model, scope):
+    """Whether a parsed model holds a dict, under a key that names a head
+    (``head``, ``decode_head``, ``bbox_head``, ...), whose type has an
+    ``ISDA`` twin registered: the classifier heads, found by key rather
+    than by the tool's search of every dict but necks."""
+    if isinstance(model, (list, tuple)):
+        return any(has_head(v, scope) for v in model)
+    if not isinstance(model, dict):
+        return False
+    for key, value in model.items():
+        heads = value if isinstance(value, (list, tuple)) else [value]
+        for head in heads:
+            kind = head.get('type') if isinstance(head, dict) else None
+            if str(key).endswith('head') and isinstance(kind, str):
+                prefix, dot, name = kind.rpartition('.')
+                kit = twin_heads.toolkit(prefix if dot else scope)
+                if kit is not None and kit.has('ISDA' + name):
+                    return True
+        if has_head(value, scope):
+            return True
+    return False
+
+
 def test_zoo_walk_accounts_for_every_config(zoo):
+    """Each file of the zoo is decided or unparsed, exactly once; only
+    configs that do not parse, or whose custom_imports do not import, are
+    unparsed."""
     floors = dict(mmpretrain=500, mmseg=600, mmdet=800)
     for package, walk in zoo.items():
-        assert walk.configs >= floors[package]
-        assert walk.configs == (len(walk.verdicts) + len(walk.unparsed) +
-                                len(walk.crashed))
+        files = zoo_files(package)
+        assert len(files) >= floors[package]
+        assert walk.configs == len(files)
+        outcomes = [*walk.verdicts, *walk.unparsed, *walk.crashed]
+        assert sorted(outcomes) == files, package
         # The tool itself never fails on a config.
         assert walk.crashed == {}
+        root = Path(twin_zoo.zoo_dir(package))
+        parsed = {str(Path(path).relative_to(root)): cfg
+                  for path, cfg in parsed_zoo(package).items()}
+        failed = {name for name, cfg in parsed.items()
+                  if isinstance(cfg, Exception)}
+        assert failed <= set(walk.unparsed), package
+        for name in set(walk.unparsed) - failed:
+            assert parsed[name].get('custom_imports'), name
         assert len(walk.unparsed) <= 10
         assert all(walk.unparsed.values())
 
 
-def test_zoo_walk_enables_isda(zoo):
+def test_zoo_walk_finds_every_head(zoo):
+    """A config has a classifier head (any verdict but ``no head``)
+    exactly when its parsed model holds one under a ``*head`` key."""
+    for package, walk in zoo.items():
+        root = Path(twin_zoo.zoo_dir(package))
+        with_head = set()
+        for path, cfg in parsed_zoo(package).items():
+            name = str(Path(path).relative_to(root))
+            if name in walk.verdicts and not isinstance(
+                    cfg, Exception) and has_head(
+                    parsing.plain(cfg.get('model')),
+                    twin_heads.config_scope(cfg, package)):
+                with_head.add(name)
+        found = {name for name, verdict in walk.verdicts.items()
+                 if verdict != 'no head'}
+        assert sorted(found) == sorted(with_head), package
+        assert walk.with_head == len(with_head)
+
+
+# A config of each verdict, with the start of its first head's reason.
+KNOWN_VERDICTS = {
+    'mmpretrain': {
+        'resnet/resnet50_8xb32_in1k.py': ('enabled', ''),
+        'vgg/vgg16_8xb32_in1k.py': ('refused', 'ClsHead '),
+        'arcface/resnet50-arcface_8xb32_inshop.py':
+        ('refused', 'ArcFaceClsHead scores the cosine'),
+        'levit/deploy/levit-128s_8xb256_in1k.py':
+        ('undecided', 'the stock head does not build from its config '
+         'alone either'),
+        'mae/mae_vit-base-p16_8xb512-amp-coslr-300e_in1k.py': ('no head', ''),
+        # LinearClsHead as a neck: never scored, so no ISDA.
+        'blip2/blip2_8xb32_retrieval.py': ('no head', ''),
+        'blip2/blip2-opt2.7b_8xb16_gqa.py': ('no head', ''),
+    },
+    'mmseg': {
+        'deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py':
+        ('enabled', ''),
+        'mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py':
+        ('refused', 'Mask2FormerHead classifies mask proposals'),
+    },
+    'mmdet': {
+        'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py': ('enabled', ''),
+        'retinanet/retinanet_r50_fpn_1x_coco.py':
+        ('refused', 'RetinaHead is a dense (one-stage or RPN) head'),
+        'common/ms-90k_coco.py': ('no head', ''),
+    },
+}
+
+
+def test_zoo_walk_verdicts_of_known_configs(zoo):
     floors = dict(mmpretrain=350, mmseg=600, mmdet=350)
     for package, walk in zoo.items():
         assert walk.count('enabled') >= floors[package], package
-        assert walk.with_head >= walk.count('enabled')
-    assert zoo['mmpretrain'].verdicts['resnet/resnet50_8xb32_in1k.py'] == \
-        'enabled'
-    assert zoo['mmseg'].verdicts[
-        'deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py'] == \
-        'enabled'
-    det = zoo['mmdet'].verdicts
-    assert det['cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'] == 'enabled'
-    assert det['retinanet/retinanet_r50_fpn_1x_coco.py'] == 'refused'
-
-
-def test_zoo_walk_refusals_have_reasons(zoo):
-    for walk in zoo.values():
-        refused = [name for name, v in walk.verdicts.items()
-                   if v in ('refused', 'undecided')]
-        assert sorted(refused) == sorted(walk.reasons)
-        for name in refused:
-            assert walk.reasons[name], name
-            assert all(r.strip() for r in walk.reasons[name]), name
+        for name, (verdict, reason) in KNOWN_VERDICTS[package].items():
+            assert walk.verdicts[name] == verdict, name
+            if verdict in ('refused', 'undecided'):
+                assert walk.reasons[name][0].startswith(reason), name
+            else:
+                assert name not in walk.reasons
+        for name, verdict in walk.verdicts.items():
+            if verdict in ('refused', 'undecided'):
+                assert all(r.strip() for r in walk.reasons[name]), name
+                assert walk.reasons[name], name
+    # The coverage table counts the refused configs by reason: every
+    # ClsHead config (the backbone classifies) under one reason.
+    walk = zoo['mmpretrain']
+    clshead = {name for name, reasons in walk.reasons.items()
+               if reasons[0].startswith('ClsHead ')}
+    assert len(clshead) >= 5
+    assert [(n, r) for r, n in walk.refused.items()
+            if r.startswith('ClsHead ')] == [
+                (len(clshead), walk.reasons['vgg/vgg16_8xb32_in1k.py'][0])]
 
 
 def test_zoo_walk_matches_the_command(zoo, tmp_path, capsys):
