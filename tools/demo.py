@@ -3,10 +3,16 @@
 Exports the UCI digits that scikit-learn ships (1797 images, 8x8, no
 download) to ``data/digits/``, trains the two configs of
 ``configs/classification/demo/`` with ``tools/train.py`` (same seed, same
-schedule), then prints a side-by-side table and writes both training curves
-to ``work_dirs/demo/curves.png``::
+schedule), then prints a side-by-side table and writes it to
+``work_dirs/demo/results.md``, with both training curves in
+``work_dirs/demo/curves.png``::
 
-    python tools/demo.py [--epochs 30] [--seed 0]
+    python tools/demo.py [--epochs 30] [--seed 0] [--work-dir DIR]
+        [--data-root DIR]
+
+Relative ``--work-dir`` and ``--data-root`` are taken from the repository
+root (``make demo`` uses the defaults above); the digits are exported to
+``--data-root`` unless its ``test/`` folder already exists.
 """
 import argparse
 import json
@@ -44,12 +50,17 @@ def export_digits(root: Path, seed: int = 0, test_fraction: float = 0.25):
           f'to {root}', flush=True)
 
 
-def train(name: str, config: str, work_dir: Path, args) -> dict:
+def train(name: str, config: str, work_dir: Path, data_root: Path,
+          args) -> dict:
     print(f'training {name}: {config}', flush=True)
     options = [f'train_cfg.max_epochs={args.epochs}',
                f'param_scheduler.T_max={args.epochs}',
                f'default_hooks.checkpoint.interval={args.epochs}',
                f'randomness.seed={args.seed}']
+    # The merged config holds a copy of data_root in each dataloader.
+    options += [f'{loader}.dataset.data_root={data_root}'
+                for loader in ('train_dataloader', 'val_dataloader',
+                               'test_dataloader')]
     subprocess.run([sys.executable, str(ROOT / 'tools/train.py'), config,
                     '--work-dir', str(work_dir), '--cfg-options'] + options,
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -107,11 +118,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--epochs', type=int, default=30)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--work-dir', default='work_dirs/demo',
+                        help='where the runs, table and curves go')
+    parser.add_argument('--data-root', default='data/digits',
+                        help='where the digits are exported')
     args = parser.parse_args(argv)
     out = ROOT / args.work_dir
-    export_digits(ROOT / 'data' / 'digits')
-    runs = [train(name, config, out / name, args)
+    data_root = ROOT / args.data_root
+    export_digits(data_root)
+    runs = [train(name, config, out / name, data_root, args)
             for name, config in CONFIGS.items()]
     table = report(runs, out)
     print(f'\nLeNet-5, UCI digits, {args.epochs} epochs, seed {args.seed}:'
