@@ -91,14 +91,14 @@ ROWS = (
 )
 
 
-def _build(row: HeadRow, **isda) -> torch.nn.Module:
+def _build(row: HeadRow, device: str = 'cpu', **isda) -> torch.nn.Module:
     registry = __import__(f'{row.scope}.registry',
                           fromlist=['MODELS']).MODELS
     cfg = dict(row.head, **isda)
     if isda:
         cfg['type'] = 'ISDA' + cfg['type']
     with DefaultScope.overwrite_default_scope(row.scope):
-        return registry.build(cfg)
+        return registry.build(cfg).to(device)
 
 
 class Batch(NamedTuple):
@@ -110,16 +110,23 @@ class Batch(NamedTuple):
     ignore_index: Optional[int]
 
 
-def make_batch(row: HeadRow, seed: int = 0) -> Batch:
-    """Random features and labels for the row's head, drawn from ``seed``."""
+def make_batch(row: HeadRow, seed: int = 0, device: str = 'cpu') -> Batch:
+    """Random features and labels for the row's head, drawn from ``seed``
+    (on the CPU, the same on every device) and moved to ``device``."""
     gen = torch.Generator().manual_seed(seed)
     b = row.batch
+
+    def leaf(*shape):
+        return torch.randn(*shape, generator=gen).to(device).requires_grad_()
+
     if row.scope == 'mmpretrain':
         from mmpretrain.structures import DataSample
         c, a = row.head['num_classes'], row.head['in_channels']
-        feats = torch.randn(b['samples'], a, generator=gen).requires_grad_()
+        feats = leaf(b['samples'], a)
         labels = torch.randint(c, (b['samples'], ), generator=gen)
-        samples = [DataSample().set_gt_label(y) for y in labels.tolist()]
+        samples = [DataSample().set_gt_label(y).to(device)
+                   for y in labels.tolist()]
+        labels = labels.to(device)
         return Batch(lambda h: h.loss((feats, ), samples), [feats],
                      lambda h: h.fc, lambda h, z: labels, None)
     if row.scope == 'mmseg':
@@ -128,14 +135,13 @@ def make_batch(row: HeadRow, seed: int = 0) -> Batch:
         crop, c = b['crop'], row.head['num_classes']
         widths = b.get('channels', (row.head['in_channels'], ))
         feats = [
-            torch.randn(b['images'], w, -(-crop // s), -(-crop // s),
-                        generator=gen).requires_grad_()
+            leaf(b['images'], w, -(-crop // s), -(-crop // s))
             for w, s in zip(widths, b['strides'])
         ]
         labels = torch.randint(c, (b['images'], 1, crop, crop), generator=gen)
         labels[..., :crop // 10] = 255  # ignored pixels, as in real labels
         samples = []
-        for label in labels:
+        for label in labels.to(device):
             sample = SegDataSample(gt_sem_seg=PixelData(data=label))
             sample.set_metainfo(dict(img_shape=(crop, crop),
                                      pad_shape=(crop, crop)))
@@ -149,15 +155,15 @@ def make_batch(row: HeadRow, seed: int = 0) -> Batch:
         return Batch(lambda h: h.loss(tuple(feats), samples, None), feats,
                      lambda h: h.conv_seg, small_labels, 255)
     n, c = b['rois'], row.head['num_classes']
-    x = torch.randn(n, row.head['in_channels'], 7, 7,
-                    generator=gen).requires_grad_()
+    x = leaf(n, row.head['in_channels'], 7, 7)
     xy = torch.rand(n, 2, generator=gen) * 600
-    rois = torch.cat([torch.zeros(n, 1), xy, xy + 50], 1)
+    rois = torch.cat([torch.zeros(n, 1), xy, xy + 50], 1).to(device)
     labels = torch.full((n, ), c)
     positive = int(n * b['positive'])
     labels[:positive] = torch.randint(c, (positive, ), generator=gen)
-    weights = torch.ones(n)
-    targets = torch.randn(n, 4, generator=gen) * 0.1
+    labels = labels.to(device)
+    weights = torch.ones(n, device=device)
+    targets = (torch.randn(n, 4, generator=gen) * 0.1).to(device)
     box_weights = (labels < c).float()[:, None].expand(n, 4).contiguous()
 
     def loss(head):
@@ -182,8 +188,9 @@ def _classifier_io(head, batch: Batch):
     return seen['features'].detach(), seen['logits'].detach()
 
 
-def build_steps(row: HeadRow, seed: int = 0):
-    """The three steps of the row on one batch, after the fairness check.
+def build_steps(row: HeadRow, seed: int = 0, device: str = 'cpu'):
+    """The three steps of the row on one batch on ``device``, after the
+    fairness check.
 
     Returns:
         tuple: The steps by name (:data:`STEPS`), and the number of classes
@@ -192,11 +199,11 @@ def build_steps(row: HeadRow, seed: int = 0):
     Raises:
         BenchmarkError: The twin is not the stock head plus ISDA.
     """
-    batch = make_batch(row, seed)
-    stock = _build(row)
-    twin = _build(row, **row.isda)
+    batch = make_batch(row, seed, device)
+    stock = _build(row, device)
+    twin = _build(row, device, **row.isda)
     twin.load_state_dict({**twin.state_dict(), **stock.state_dict()})
-    zero = _build(row, **dict(row.isda, lambda0=0.0))
+    zero = _build(row, device, **dict(row.isda, lambda0=0.0))
     zero.load_state_dict(twin.state_dict())
     check = {}
     for name, head in (('stock', stock), ('zero', zero), ('isda', twin)):
@@ -219,9 +226,10 @@ def build_steps(row: HeadRow, seed: int = 0):
     labels = batch.labels(stock, logits)
     est = twin.isda.estimator
     want = ISDALoss(est.num_classes, est.feature_dim, est.covariance_kind,
-                    batch.ignore_index).augment(features, logits, labels,
-                                                weight, row.isda['lambda0'])
-    probe = _build(row, **row.isda)
+                    batch.ignore_index).to(device).augment(
+                        features, logits, labels, weight,
+                        row.isda['lambda0'])
+    probe = _build(row, device, **row.isda)
     probe.load_state_dict({**probe.state_dict(), **stock.state_dict()})
     got, augment = [], probe.isda.augment
 
@@ -236,10 +244,10 @@ def build_steps(row: HeadRow, seed: int = 0):
     check_close(row.name, errors, 1e-5)
 
     core = ISDALoss(est.num_classes, est.feature_dim, est.covariance_kind,
-                    batch.ignore_index)
+                    batch.ignore_index).to(device)
     logits = logits.clone().requires_grad_()
     weight = weight.clone().requires_grad_()
-    upstream = torch.randn(logits.shape)
+    upstream = torch.randn(logits.shape, device=device)
 
     def step(head):
         def run():
@@ -265,7 +273,7 @@ def worker(spec: dict) -> List[dict]:
     """Time the rows of one toolkit in this process."""
     out = []
     for i in spec['rows']:
-        steps, info = build_steps(ROWS[i])
+        steps, info = build_steps(ROWS[i], device=spec['device'])
         if info['full']:  # the GEMM rate, timed in the same rounds
             steps['gemm'] = gemm_step(spec['device'], GEMM_SIZE)
         result = measure_alternating(steps, spec['device'], spec['repeats'])

@@ -119,8 +119,9 @@ def make_batch(row: ModelRow, seed: int = 0) -> dict:
     return dict(inputs=images, data_samples=samples)
 
 
-def build_models(row: ModelRow, seed: int = 0) -> tuple:
-    """The baseline and the ISDA model, with the same weights.
+def build_models(row: ModelRow, seed: int = 0, device: str = 'cpu') -> tuple:
+    """The baseline and the ISDA model, with the same weights, on
+    ``device`` (their data preprocessors move each batch there).
 
     The ISDA model shares every part that holds no ISDA head (backbone,
     neck, data preprocessor...) with the baseline, the very modules: two
@@ -135,14 +136,15 @@ def build_models(row: ModelRow, seed: int = 0) -> tuple:
     for name, child in isda.named_children():
         if not any(hasattr(m, 'isda') for m in child.modules()):
             setattr(isda, name, getattr(stock, name))
-    return stock, isda
+    return stock.to(device), isda.to(device)
 
 
-def build_steps(row: ModelRow, seed: int = 0) -> dict:
+def build_steps(row: ModelRow, seed: int = 0, device: str = 'cpu') -> dict:
     """A training iteration of the baseline and of the ISDA model."""
     batch = make_batch(row, seed)
     steps = {}
-    for name, model in zip(('baseline', 'isda'), build_models(row, seed)):
+    for name, model in zip(('baseline', 'isda'),
+                           build_models(row, seed, device)):
         wrapper = OptimWrapper(
             torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9))
         steps[name] = (lambda m, o: lambda: m.train_step(batch, o))(model,
@@ -152,7 +154,7 @@ def build_steps(row: ModelRow, seed: int = 0) -> dict:
 
 def worker(spec: dict) -> dict:
     """Time one row in this process."""
-    steps = build_steps(ROWS[spec['row']])
+    steps = build_steps(ROWS[spec['row']], device=spec['device'])
     # Iterations of seconds: a few rounds after the warm-up are what the
     # 10-minute budget of the whole benchmark allows.
     return measure_alternating(steps, spec['device'], spec['repeats'],
