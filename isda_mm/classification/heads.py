@@ -215,8 +215,31 @@ class ISDAClsHeadMixin(ISDAHeadMixin):
         classifiers sums their losses, as the stock one does. Accuracy
         (``cal_acc``) is measured on the plain logits, as at test time.
         """
+        return self.loss_by_classifiers(
+            self._classifiers(self.pre_logits(feats)), data_samples,
+            **kwargs)
+
+    def loss_by_classifiers(self, classifiers: List[Tuple[torch.Tensor,
+                                                          ...]],
+                            data_samples: List[DataSample],
+                            **kwargs) -> dict:
+        """:meth:`loss` from the classifiers' outputs already computed.
+
+        A model that needs the logits for more than the supervised loss (a
+        semi-supervised consistency) runs the head once and hands its
+        :meth:`_classifiers` here, rows chosen as ``data_samples``: the
+        head's dropout and BN then see each image once per step.
+
+        Args:
+            classifiers (list[tuple]): ``(features, logits, weight)`` of
+                each classifier, as :meth:`_classifiers` gives them.
+            data_samples (list[DataSample]): The samples of their rows.
+            **kwargs: Passed to the loss module, as by :meth:`loss`.
+
+        Returns:
+            dict: As :meth:`loss`.
+        """
         name = type(self).__name__
-        classifiers = self._classifiers(self.pre_logits(feats))
         labels = torch.cat([s.gt_label for s in data_samples])
         mixed = 'gt_score' in data_samples[0]
         # What ClsHead._get_loss gives the loss module.

@@ -7,8 +7,8 @@
 # from all images, labels withheld. Each image comes as two views, one for
 # the student and one for the teacher, each translated by up to 2 pixels
 # (reflect padding) and flipped at random. The reference whitens with ZCA;
-# this uses the zoo's per-channel normalisation. The split is written to
-# <work_dir>/labeled_split.json.
+# this uses the zoo's per-channel normalisation. SemiSupervisedHook (the
+# model bases add it) writes the split to <work_dir>/labeled_split.json.
 _base_ = 'mmpretrain::_base_/datasets/cifar10_bs16.py'
 
 views = [
@@ -35,5 +35,3 @@ train_dataloader = dict(
     batch_sampler=dict(type='SemiSupervisedBatchSampler', num_labeled=8))
 val_dataloader = dict(batch_size=100)
 test_dataloader = val_dataloader
-
-custom_hooks = [dict(type='SemiSupervisedSplitHook')]

@@ -29,5 +29,3 @@ train_dataloader = dict(
                 dict(type='PackInputs'),
             ])),
     batch_sampler=dict(type='SemiSupervisedBatchSampler', num_labeled=8))
-
-custom_hooks = [dict(type='SemiSupervisedSplitHook')]

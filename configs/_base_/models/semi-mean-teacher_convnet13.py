@@ -9,7 +9,9 @@
 # summed over labeled images and divided by the batch size. The consistency
 # weight depends on the data set: each config sets it.
 # ISDAMeanTeacher and ConvNet13 are registered by isda_mm: a config using
-# this model imports it (custom_imports).
+# this model imports it (custom_imports). SemiSupervisedHook moves the
+# teacher after each optimizer step and writes the labeled split to
+# <work_dir>/labeled_split.json; every semi-supervised model base adds it.
 model = dict(
     type='ISDAMeanTeacher',
     backbone=dict(type='ConvNet13', drop_rate=0.5),
@@ -26,3 +28,4 @@ model = dict(
     consistency_on_labeled=True,
     supervised_normalizer='batch',
     predict_with='teacher')
+custom_hooks = [dict(type='SemiSupervisedHook')]

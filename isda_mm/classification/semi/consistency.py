@@ -1,19 +1,20 @@
-"""Mean Teacher's consistency cost, bounded under ISDA's feature translation.
+"""The consistency cost, bounded under ISDA's feature translation.
 
-Tarvainen & Valpola, "Mean teachers are better role models" (NeurIPS 2017),
-Sec. 2: the student's prediction on one noisy view of an image is pulled
-towards the teacher's prediction ``p_T`` on another. With the KL divergence
-as the distance, and the student's feature translated by ``N(0, lambda S)``
-as ISDA does (Wang et al., T-PAMI 2021, Sec. 5 and Table 6)::
+Consistency regularisation (the Pi-model and temporal ensembling, Laine &
+Aila, ICLR 2017; Mean Teacher, Tarvainen & Valpola, NeurIPS 2017; VAT,
+Miyato et al., T-PAMI 2018) pulls the student's prediction towards a target
+``p`` that gets no gradient. With the KL divergence as the distance, and
+the student's feature translated by ``N(0, lambda S)`` as ISDA does (Wang et
+al., T-PAMI 2021, Sec. 5 and Table 6)::
 
-    E[KL(p_T || softmax(z~))] = E[CE(z~, p_T)] - H(p_T)
-                              <= logsumexp(z + (lambda / 2) q) - p_T^T z
-                                 - H(p_T),
+    E[KL(p || softmax(z~))] = E[CE(z~, p)] - H(p)
+                            <= logsumexp(z + (lambda / 2) q) - p^T z - H(p),
 
-the soft-target bound of DESIGN.md Sec. 7 with ``p = p_T``, minus the
-teacher's entropy, which carries no gradient (DESIGN.md Sec. 8). With
-``lambda = 0`` it is the KL divergence itself, computed by the same
-arithmetic, so Mean Teacher + ISDA at ``lambda0 = 0`` is plain Mean Teacher.
+the soft-target bound of DESIGN.md Sec. 7 minus the target's entropy, which
+carries no gradient (DESIGN.md Sec. 8). With ``lambda = 0`` it is the KL
+divergence itself, computed by the same arithmetic, so each method + ISDA
+at ``lambda0 = 0`` is the plain method. :func:`mse_consistency` is the
+papers' mean squared error, for baselines (it has no ISDA bound).
 """
 import math
 from typing import Optional, Union
@@ -47,6 +48,24 @@ def entropy(probs: Tensor) -> Tensor:
     """Per-row entropy ``-sum_j p_j log p_j`` of ``(N, C)`` probabilities,
     with ``0 log 0 = 0``."""
     return -torch.special.xlogy(probs, probs).sum(1)
+
+
+def mse_consistency(logits: Tensor, probs: Tensor) -> Tensor:
+    """Per-sample mean over the C classes of ``(softmax(z) - p)^2``: the
+    consistency cost of the Pi-model and temporal ensembling (Laine & Aila
+    2017, Sec. 2) and of Mean Teacher's code.
+
+    Args:
+        logits (Tensor): ``(N, C)`` student logits.
+        probs (Tensor): ``(N, C)`` target probabilities (no gradient flows
+            to them).
+
+    Returns:
+        Tensor: ``(N,)`` float32 (or wider) costs.
+    """
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    diff = logits.to(dtype).softmax(1) - probs.detach().to(dtype)
+    return diff.square().mean(1)
 
 
 def isda_consistency(logits: Tensor,

@@ -42,7 +42,7 @@ class SemiSupervisedDataset:
 
     Note:
         ``split()`` says which images are labeled (indices, labels, file
-        paths where the dataset has them); :class:`SemiSupervisedSplitHook`
+        paths where the dataset has them); :class:`SemiSupervisedHook`
         writes it to the work directory for auditing.
     """
 
@@ -145,9 +145,11 @@ class SemiSupervisedBatchSampler:
     takes its slice of a global batch of ``world_size * batch_size``.
 
     Args:
-        sampler (Sampler): The dataloader's sampler (mmengine builds it);
-            its dataset (a :class:`SemiSupervisedDataset`), seed, rank and
-            world size are used, its order is not.
+        sampler (Sampler): The dataloader's sampler (mmengine builds it
+            from ``train_dataloader.sampler``, which is required, e.g.
+            ``dict(type='DefaultSampler', shuffle=True)``); its dataset (a
+            :class:`SemiSupervisedDataset`), seed, rank and world size are
+            used, its order is not.
         batch_size (int): Images per batch and rank.
         num_labeled (int): Labeled images per batch and rank, in
             ``[1, batch_size]``.
@@ -160,7 +162,15 @@ class SemiSupervisedBatchSampler:
                  batch_size: int,
                  num_labeled: int,
                  seed: Optional[int] = None) -> None:
-        dataset = sampler.dataset
+        dataset = getattr(sampler, 'dataset', None)
+        if dataset is None:
+            # mmengine builds the batch sampler with sampler=<the built
+            # train_dataloader.sampler>; without one there is no dataset.
+            raise ValueError(
+                'SemiSupervisedBatchSampler: it reads the dataset, seed, rank '
+                f"and world size from the dataloader's sampler, got "
+                f'{sampler!r}; add train_dataloader.sampler=dict('
+                "type='DefaultSampler', shuffle=True)")
         if not hasattr(dataset, 'labeled_indices'):
             raise TypeError(
                 'SemiSupervisedBatchSampler: the dataset must be a '
