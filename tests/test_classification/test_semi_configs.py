@@ -3,6 +3,8 @@ baseline and one ``-isda-`` twin per cell, no more, no fewer; each twin is
 its baseline with an ISDA head; each cell holds its reference's recipe;
 and every config under configs/classification/semi builds in mmengine's
 Runner and trains one step on a tiny generated image folder."""
+import copy
+import functools
 import uuid
 from pathlib import Path
 
@@ -100,8 +102,14 @@ COLUMNS = {  # column: (classes, labels, training images)
 }
 
 
-def load(name):
+@functools.lru_cache(maxsize=None)
+def _load(name):
     return Config.fromfile(str(SEMI / name))
+
+
+def load(name):
+    """The merged config, parsed once per module (a copy each call)."""
+    return copy.deepcopy(_load(name))
 
 
 def kl_weight(w_mse, classes):
