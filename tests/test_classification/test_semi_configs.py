@@ -186,6 +186,22 @@ def test_cell_holds_its_reference_recipe(key, baseline):
     if method == 'temporal-ensembling':
         assert model.ensemble_momentum == 0.6
         assert model.num_images == images
+    svhn = column.startswith('svhn')
+    if method == 'mean-teacher':  # 0.99 in the ramp-up: SVHN's default
+        assert model.ema_decay == ((0.99 if svhn else 0.999), 0.999)
+    lr = cfg.optim_wrapper.optimizer.lr
+    if method == 'vat':  # lr decay and beta1 0.5 over the last 40 epochs
+        decay, momentum = cfg.param_scheduler
+        assert lr == 0.001
+        assert (decay.begin, decay.end) == (want['iters'] - 16000,
+                                            want['iters'])
+        assert momentum.milestones == [decay.begin]
+    else:
+        ramps = cfg.param_scheduler
+        assert lr == 0.003 and ramps.total_iters == want['iters']
+        assert (ramps.rampup_iters, ramps.rampdown_iters) == (40000, 25000)
+        assert ramps.betas1 == (0.9, 0.5)
+        assert ramps.betas2 == ((0.99 if svhn else 0.999), 0.999)
 
 
 # ----------------------------------------------------------- one step each
