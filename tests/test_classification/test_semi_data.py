@@ -142,3 +142,26 @@ def test_bad_num_labeled(num_labeled):
 def test_sampler_needs_the_wrapper():
     with pytest.raises(TypeError, match='SemiSupervisedDataset'):
         sampler_of(DATASETS.build(dict(type='TinySemiImages')))
+
+
+def test_sampler_is_required():
+    """mmengine builds the batch sampler with the dataloader's sampler;
+    without one there is nothing to read the dataset from."""
+    with pytest.raises(ValueError, match=r'add train_dataloader\.sampler='):
+        SemiSupervisedBatchSampler(None, batch_size=5, num_labeled=2)
+
+
+@pytest.mark.parametrize('views', [1, 2])
+def test_copies_of_an_image_share_its_index(views):
+    """Temporal ensembling keys its ensemble by ``sample_idx``: the
+    labeled and the unlabeled copy of an image carry the same one."""
+    pipeline = [dict(type='PackInputs')]
+    if views == 2:
+        pipeline.insert(0, dict(type='MultiView', num_views=2,
+                                transforms=[[]]))
+    dataset = semi(pipeline=pipeline)
+    size = len(dataset)
+    labeled = int(dataset.labeled_indices[0])
+    for index in (labeled, labeled + size):
+        assert dataset[index]['data_samples'].sample_idx == labeled
+    assert dataset[size + 7]['data_samples'].sample_idx == 7
