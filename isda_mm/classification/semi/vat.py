@@ -150,6 +150,12 @@ class ISDAVAT(SemiSupervisedClassifier):
         self._clean_state = _RandomState(view.device)
         return super().student_pass(view)
 
+    def perturbed_logits(self, x: Tensor) -> Tensor:
+        """The student's logits on ``x`` with the clean pass's dropout
+        masks."""
+        self._clean_state.restore()
+        return super().student_pass(x)[1]
+
     def random_direction(self, view: Tensor) -> Tensor:
         """The power iteration's start ``d ~ N(0, I)``, shaped as
         ``view``, from the generator of :func:`direction_seed`."""
@@ -168,8 +174,7 @@ class ISDAVAT(SemiSupervisedClassifier):
         d = self.random_direction(view)
         for _ in range(self.power_iterations):
             d = (self.xi * normalize_per_sample(d)).requires_grad_()
-            self._clean_state.restore()
-            logits = self.student_logits(view + d)
+            logits = self.perturbed_logits(view + d)
             # KL(p || q) up to p's entropy, which has no gradient: summed,
             # so that each image's gradient is its own
             cost = -(probs * logits.float().log_softmax(1)).sum()
@@ -187,8 +192,7 @@ class ISDAVAT(SemiSupervisedClassifier):
         after = _RandomState(view.device)
         with frozen_norm_statistics(self):
             r_adv = self.adversarial_perturbation(view, probs)
-            self._clean_state.restore()
-            adversarial = self.student_logits(view + r_adv)
+            adversarial = self.perturbed_logits(view + r_adv)
         after.restore()
         self._clean_state = None
         log = {}
