@@ -350,3 +350,12 @@ def test_temporal_ensembling_state_is_in_the_checkpoint():
     state = model.state_dict()
     assert state['ensemble'].shape == (NUM_IMAGES, C)
     assert state['ensemble_updates'].dtype == torch.int64
+
+
+def test_pseudo_labels_skip_images_without_a_target():
+    """Temporal ensembling's unseen images carry a placeholder target:
+    even a threshold below 1/C adds none of them to the statistics."""
+    model = build('te', lambda0=0.5, pseudo_label_threshold=0.1)
+    logs = train(model, 'te', 2)
+    assert [float(log['num_pseudo_labels']) for log in logs] == [0, 4]
+    assert int(model.head.isda.estimator.count.sum()) == 2 * 4 + 4

@@ -280,7 +280,7 @@ class SemiSupervisedClassifier(ImageClassifier):
         target = self.consistency_target(views, logits, labels, data_samples)
         losses = {}
         if self.pseudo_label_threshold is not None and self.uses_isda:
-            losses.update(self._pseudo_labels(features, target.probs,
+            losses.update(self._pseudo_labels(features, target,
                                               labeled))
         losses.update(self._supervised(features, logits, weight, labels,
                                        data_samples, host_labeled))
@@ -344,13 +344,16 @@ class SemiSupervisedClassifier(ImageClassifier):
         out['loss_sup'] = loss
         return out
 
-    def _pseudo_labels(self, features: Tensor, probs: Tensor,
+    def _pseudo_labels(self, features: Tensor, target: ConsistencyTarget,
                        labeled: Tensor) -> dict:
         """Add the unlabeled images whose target is sure to the class
         statistics, with its arg-max label (before the losses, as ISDA
-        updates its statistics before scoring a batch)."""
-        confidence, pseudo = probs.max(1)
+        updates its statistics before scoring a batch); images without a
+        target this step are left out."""
+        confidence, pseudo = target.probs.max(1)
         take = ~labeled & (confidence >= self.pseudo_label_threshold)
+        if target.mask is not None:
+            take = take & target.mask
         index = torch.nonzero(take).squeeze(1)
         self.head.isda.estimator.update(features[index].detach(),
                                         pseudo[index])
