@@ -139,3 +139,49 @@ def test_soft_rows_check_can_fail(monkeypatch):
     monkeypatch.setattr(soft, 'ISDALoss', Shifted)
     with pytest.raises(measure.BenchmarkError, match='one-hot targets'):
         soft.check_one_hot(core.parse_shape('24x6x8:full'), 'cpu', 0.5, 1e-5)
+
+
+semi = _load('semi')
+# ConvNet13 needs 12x12 images at least (two poolings, then a 3x3 valid
+# convolution); 4 images, 2 labeled, run in tens of milliseconds.
+TINY_BATCH = dict(images=4, labeled=2, size=12)
+
+
+def test_semi_table_is_registered():
+    assert cli.TABLES['semi'] is semi
+    assert cli.parse_args(['semi']).tables == ['semi']
+
+
+@pytest.mark.parametrize('index', range(len(semi.METHODS)),
+                         ids=[m.name for m in semi.METHODS])
+def test_semi_rows_check_then_time(index):
+    method = semi.METHODS[index]
+    stock, isda = semi.build_models(method, semi.Batch(**TINY_BATCH))
+    assert type(stock.head).__name__ == 'LinearClsHead'
+    assert type(isda.head).__name__ == 'ISDALinearClsHead'
+    assert isda.head.lambda0 == semi.LAMBDA0
+    assert isda.head.isda.estimator.covariance_kind == 'full'
+    assert type(isda.backbone).__name__ == 'ConvNet13'
+    # Same weights; the ISDA model adds its statistics only.
+    isda_state = isda.state_dict()
+    for key, value in stock.state_dict().items():
+        assert torch.equal(isda_state.pop(key), value), key
+    assert all('.isda.' in key for key in isda_state)
+    result = semi.worker(dict(method=index, device='cpu', repeats=2,
+                              batch=TINY_BATCH))
+    assert result['check']['loss'] <= semi.RTOL
+    assert all(len(result[k]['times']) == 2 for k in ('baseline', 'isda'))
+    table = semi.format_table([dict(result, method=method.name)])
+    assert table.count(f'| {method.name} |') == 1
+
+
+@pytest.mark.parametrize('method', semi.METHODS, ids=lambda m: m.name)
+def test_semi_check_can_fail(monkeypatch, method):
+    config = semi.model_config
+    # An ISDA model that ignores the lambda0 = 0 it is asked for: the check
+    # sees ISDA in every method (warm statistics, known ensemble targets).
+    monkeypatch.setattr(semi, 'model_config', lambda method, lambda0: config(
+        method, None if lambda0 is None else 5.0))
+    with pytest.raises(measure.BenchmarkError,
+                       match=rf'{method.name} \(lambda0 = 0\)'):
+        semi.check_lambda0_zero(method, semi.Batch(**TINY_BATCH))

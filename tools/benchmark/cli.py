@@ -1,6 +1,6 @@
-"""What ISDA costs, in four tables.
+"""What ISDA costs, in five tables.
 
-``python tools/benchmark`` prints all four; name some to print only those:
+``python tools/benchmark`` prints all five; name some to print only those:
 
 - ``core``: one ISDA step of ``isda_mm`` against the dense algorithm of the
   released implementation, time and peak memory, and for full covariances
@@ -11,11 +11,13 @@
 - ``model``: whole training iterations, baseline config against its ISDA
   twin (:mod:`.model`);
 - ``soft``: one ISDA step on Mixup targets against the hard-label step
-  (:mod:`.soft`).
+  (:mod:`.soft`);
+- ``semi``: a semi-supervised training iteration (ConvNet13, batch 100) of
+  each method, plain against + ISDA (:mod:`.semi`).
 
 Examples::
 
-    python tools/benchmark                     # all four, on the CPU
+    python tools/benchmark                     # all five, on the CPU
     python tools/benchmark heads model --device cuda
     python tools/benchmark core --shapes 16x5x8:full --repeats 3
 """
@@ -27,15 +29,17 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import core, heads, model, soft
+from . import core, heads, model, semi, soft
 from .measure import RESULT_TAG, device_name
 
-TABLES = dict(core=core, heads=heads, model=model, soft=soft)
+TABLES = dict(core=core, heads=heads, model=model, soft=soft, semi=semi)
 TITLES = dict(
     core='One ISDA step: isda_mm against the dense algorithm',
     heads='A training step through real heads (forward, loss, backward)',
     model='Whole training iterations, data in memory',
-    soft='One ISDA step on soft targets (Mixup) against hard labels')
+    soft='One ISDA step on soft targets (Mixup) against hard labels',
+    semi='Semi-supervised training iterations, plain method against + '
+    'ISDA')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
