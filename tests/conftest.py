@@ -24,22 +24,22 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True)
-def _default_scope():
-    """No test leaves a default scope behind: one set by a Runner or
-    ``init_default_scope`` would send the next test's registry look-ups
-    to another toolkit's registry."""
-    saved = DefaultScope._instance_dict.copy()
+def _mm_state():
+    """Leave mmengine's global state as it was: a Runner built in the test
+    process sets a default scope, which would send later registry look-ups
+    to another toolkit's registry, and publishes ``iter``/``max_iters`` on
+    a new current MessageHub, where ISDA's lambda outside a runner must
+    stay lambda0 (and Mean Teacher must not believe it runs in a runner)."""
+    scopes = DefaultScope._instance_dict.copy()
+    hubs = MessageHub._instance_dict.copy()
     yield
-    DefaultScope._instance_dict = saved
-
-
-@pytest.fixture(autouse=True)
-def _message_hub():
-    """No test leaves a runner's progress behind: a Runner built in the
-    test process publishes ``iter``/``max_iters`` on a new current
-    MessageHub, and ISDA's lambda outside a runner must stay lambda0."""
-    saved = MessageHub._instance_dict.copy()
-    yield
+    DefaultScope._instance_dict = scopes
     MessageHub._instance_dict.clear()
-    MessageHub._instance_dict.update(saved)
+    MessageHub._instance_dict.update(hubs)
+
+
+# Per test, and per module for runners built in module-scoped fixtures.
+_per_test = pytest.fixture(autouse=True, name='_mm_state_per_test')(
+    _mm_state)
+_per_module = pytest.fixture(autouse=True, scope='module',
+                             name='_mm_state_per_module')(_mm_state)

@@ -77,9 +77,10 @@ def config(tmp_path_factory):
 def run(args, work_dir, **extra_env):
     env = dict(os.environ, PYTHON=sys.executable, PYTHONPATH=os.pathsep.join(
         [str(ROOT), str(ROOT / 'tests')]), **extra_env)
-    subprocess.run(args + ['--work-dir', str(work_dir)], cwd=ROOT, env=env,
-                   check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE, timeout=600)
+    done = subprocess.run(args + ['--work-dir', str(work_dir)], cwd=ROOT,
+                          env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_train_py(config, tmp_path):
