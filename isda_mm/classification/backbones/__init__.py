@@ -1,14 +1,15 @@
 """Backbones of the ISDA paper's experiments that mmpretrain lacks.
 
-Importing this package registers ``CIFARResNet``, ``WideResNet`` (the CIFAR
-experiments) and ``ConvNet13`` (the semi-supervised ones) in mmpretrain's
-``MODELS``.
+Importing this package registers ``CIFARResNet``, ``WideResNet``,
+``ShakeShakeResNet`` (the CIFAR experiments) and ``ConvNet13`` (the
+semi-supervised ones) in mmpretrain's ``MODELS``.
 """
 from .cifar_resnet import CIFARBasicBlock, CIFARResNet
 from .convnet13 import ConvNet13
+from .shake_shake import ShakeShakeBlock, ShakeShakeResNet
 from .wide_resnet import WideBasicBlock, WideResNet
 
 __all__ = [
-    'CIFARBasicBlock', 'CIFARResNet', 'ConvNet13', 'WideBasicBlock',
-    'WideResNet'
+    'CIFARBasicBlock', 'CIFARResNet', 'ConvNet13', 'ShakeShakeBlock',
+    'ShakeShakeResNet', 'WideBasicBlock', 'WideResNet'
 ]
