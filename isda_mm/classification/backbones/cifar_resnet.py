@@ -119,12 +119,12 @@ class CIFARResNet(BaseBackbone):
         super().__init__(DEFAULT_INIT if init_cfg is None else init_cfg)
         if depth not in self.arch_settings:
             raise ValueError(
-                f'CIFARResNet: depth={depth} is not supported; set '
-                f'backbone.depth to one of {sorted(self.arch_settings)} '
+                f'{type(self).__name__}: depth={depth} is not supported; '
+                f'set backbone.depth to one of {sorted(self.arch_settings)} '
                 '(depth = 6n + 2)')
         self.depth = depth
         self.out_indices = parse_out_indices(
-            'CIFARResNet', out_indices, len(self.stage_channels))
+            type(self).__name__, out_indices, len(self.stage_channels))
         num_blocks = self.arch_settings[depth]
 
         width = self.stage_channels[0]
@@ -136,10 +136,28 @@ class CIFARResNet(BaseBackbone):
             blocks = []
             for i in range(num_blocks):
                 blocks.append(
-                    CIFARBasicBlock(width, channels, stride if i == 0 else 1,
+                    self.make_block(width, channels, stride if i == 0 else 1,
                                     norm_cfg))
                 width = channels
             self.stages.append(nn.Sequential(*blocks))
+
+    def make_block(self, in_channels: int, out_channels: int, stride: int,
+                   norm_cfg: dict) -> nn.Module:
+        """Build one residual block; subclasses change the block here.
+
+        Called from ``__init__``, so what it reads from ``self`` must be
+        set before ``super().__init__()``.
+
+        Args:
+            in_channels (int): Input channels.
+            out_channels (int): Output channels.
+            stride (int): Stride of the block's first convolution.
+            norm_cfg (dict): Config of the normalization layers.
+
+        Returns:
+            nn.Module: A :class:`CIFARBasicBlock`.
+        """
+        return CIFARBasicBlock(in_channels, out_channels, stride, norm_cfg)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the maps of the stages in ``out_indices``.
