@@ -143,6 +143,7 @@ IMAGENET = {
     'resnext50-32x4d': ('ResNeXt', 7.5),
     'resnext101-32x8d': ('ResNeXt', 7.5),
     'densenet121': ('DenseNet', 1.0),
+    'densenet265': ('DenseNet', 1.0),
 }
 
 
