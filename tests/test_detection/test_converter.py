@@ -260,3 +260,95 @@ def test_untrusted_or_odd_files(tmp_path):
     optimizer = save_source(dict(epoch=3, lr=0.1), tmp_path / 'other.pth')
     with pytest.raises(ValueError, match=r"not tensors: \['epoch', 'lr'\]"):
         converter.load_source(optimizer)
+
+
+@functools.lru_cache(maxsize=None)
+def released_densenet(block_config, init_channels):
+    """A DenseNet as the released ISDA ImageNet code builds it, eval mode.
+
+    Layout of ``Image classification on ImageNet/networks/densenet.py`` in
+    the released code, found on 2026-12-03 by listing the state dict of its
+    ``densenet121()`` and ``densenet265()``: torchvision's DenseNet keys and
+    shapes (``features.conv0`` 7x7, ``norm0``, ``denseblockB.denselayerL.
+    norm1/conv1/norm2/conv2``, ``transitionT.norm/conv`` to ``int(0.5 *
+    channels)``), except that the final norm is ``features.norm_final``,
+    the classifier ``fc``, and the stem has ``num_init_features=24`` filters
+    (the factories do not pass 64). Its forward (ReLU, 7x7 average pooling
+    at 224x224, ``fc``) is torchvision's with global pooling. So: a
+    torchvision DenseNet with that stem, keys renamed.
+    """
+    generator = torch.Generator().manual_seed(0)
+    net = torchvision.models.DenseNet(
+        growth_rate=32, block_config=block_config,
+        num_init_features=init_channels)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5, generator=generator)
+                module.bias.normal_(0, 0.2, generator=generator)
+                module.running_mean.normal_(0, 0.2, generator=generator)
+                module.running_var.uniform_(0.5, 1.5, generator=generator)
+            elif isinstance(module, torch.nn.Linear):
+                module.bias.normal_(0, 0.1, generator=generator)
+    state_dict = {
+        key.replace('features.norm5.', 'features.norm_final.').replace(
+            'classifier.', 'fc.'): value
+        for key, value in net.state_dict().items()}
+    return net.eval(), state_dict
+
+
+@pytest.mark.parametrize('block_config, init_channels, name, width', [
+    ((6, 12, 64, 48), 24, 'densenet265', 2683),  # the released code's
+    ((6, 12, 64, 48), 64, 'densenet265', 2688),  # the paper's 33.3M
+    ((6, 12, 24, 16), 24, 'densenet121', 1019),  # the released code's
+])
+def test_released_densenet_to_mmpretrain(block_config, init_channels, name,
+                                         width, tmp_path):
+    net, state_dict = released_densenet(block_config, init_channels)
+    assert 'features.norm_final.weight' in state_dict
+    # DistributedDataParallel, as the released training script saves it
+    wrapped = {'module.' + key: value for key, value in state_dict.items()}
+    dst = run_converter(tmp_path, wrapped)
+    meta = torch.load(dst, map_location='cpu', weights_only=True)['meta']
+    assert meta['arch'] == name
+    arch = dict(growth_rate=32, depths=list(block_config),
+                init_channels=init_channels)
+    assert meta['backbone'] == dict(type='DenseNet', arch=arch)
+    assert meta['head'] == dict(in_channels=width, num_classes=1000)
+
+    cfg = Config.fromfile(
+        ROOT / 'configs' / 'classification' / 'imagenet' /
+        'densenet265_8xb64-coslr-300e_in1k.py')
+    if init_channels == 64:  # the config takes the checkpoint as it is
+        assert cfg.model.backbone.to_dict() == meta['backbone']
+        assert cfg.model.head.in_channels == width
+    cfg.model.backbone = meta['backbone']
+    cfg.model.head.in_channels = meta['head']['in_channels']
+    model = CLS_MODELS.build(cfg.model).eval()
+    load_checkpoint(model, dst, map_location='cpu', strict=True)
+    x = image()
+    with torch.no_grad():
+        assert_close(model(x, mode='tensor'), net(x))
+
+
+def test_densenet_aliases_given_twice():
+    state_dict = state_dict_of('densenet121')
+    state_dict['features.norm_final.weight'] = state_dict[
+        'features.norm5.weight']
+    with pytest.raises(ValueError, match="'features.norm5.weight' and "
+                       "'features.norm_final.weight' of the source both "
+                       "convert to 'backbone.transitions.3.0.weight'"):
+        converter.convert(state_dict)
+
+
+def test_densenet_layout_errors():
+    gap = {k: v for k, v in state_dict_of('densenet121').items()
+           if '.denseblock2.denselayer3.' not in k}
+    with pytest.raises(ValueError, match=r'not numbered 1, 2, \.\.\.'):
+        converter.describe_densenet(gap)
+    odd = dict(state_dict_of('densenet121'))
+    key = 'features.denseblock1.denselayer1.conv1.weight'
+    odd[key] = odd[key][:100]
+    with pytest.raises(ValueError, match='100 filters, no multiple of the '
+                       'growth rate 32'):
+        converter.describe_densenet(odd)

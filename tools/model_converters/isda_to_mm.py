@@ -5,9 +5,15 @@ Semantic Data Augmentation*, T-PAMI 2021) fine-tune detectors from ImageNet
 backbones that were pre-trained with ISDA; the detectors themselves are
 trained normally. The released ImageNet checkpoints are plain PyTorch state
 dicts of torchvision-style networks (ResNet-50/101/152, ResNeXt-50 32x4d,
-ResNeXt-101 32x8d, DenseNet-121), possibly nested under ``'state_dict'``
-and with the ``module.`` prefix of ``DataParallel``. This script rewrites
-them as
+ResNeXt-101 32x8d, DenseNet-BC-121 and -265), possibly nested under
+``'state_dict'`` and with the ``module.`` prefix of ``DataParallel``. The
+released DenseNet code names torchvision's ``features.norm5`` and
+``classifier`` ``features.norm_final`` and ``fc``, and its ``densenet121``
+and ``densenet265`` keep the 24-filter stem of its CIFAR networks, so the
+stem width, like the growth rate and the block depths, is read from the
+weights: DenseNet-BC-265 (blocks of 6, 12, 64 and 48 layers), which
+mmpretrain does not name, gets an ``arch`` dict. This script rewrites them
+as
 
 * ``--format mmpretrain`` (default): an mmpretrain ``ImageClassifier``
   checkpoint (``backbone.*`` for ``ResNet``/``ResNeXt``/``DenseNet``,
@@ -55,7 +61,9 @@ RESNET_BACKBONE_KEY = re.compile(
 RESNET_FC_KEY = re.compile(r'fc\.(weight|bias)$')
 
 # torchvision DenseNet keys. Checkpoints saved before torchvision 0.3 name
-# the layers of a dense layer 'norm.1', 'conv.1', ... instead of 'norm1'.
+# the layers of a dense layer 'norm.1', 'conv.1', ... instead of 'norm1'; the
+# released ISDA DenseNet code names the final norm 'norm_final' and the
+# classifier 'fc'.
 DENSENET_STEM_KEY = re.compile(
     r'features\.(conv0\.weight|norm0\.' + BN_PARAMS + r')$')
 DENSENET_LAYER_KEY = re.compile(
@@ -63,8 +71,9 @@ DENSENET_LAYER_KEY = re.compile(
     + BN_PARAMS + r')$')
 DENSENET_TRANSITION_KEY = re.compile(
     r'features\.transition(\d+)\.(norm\.' + BN_PARAMS + r'|conv\.weight)$')
-DENSENET_FINAL_NORM_KEY = re.compile(r'features\.norm5\.(' + BN_PARAMS + r')$')
-DENSENET_CLASSIFIER_KEY = re.compile(r'classifier\.(weight|bias)$')
+DENSENET_FINAL_NORM_KEY = re.compile(
+    r'features\.(?:norm5|norm_final)\.(' + BN_PARAMS + r')$')
+DENSENET_CLASSIFIER_KEY = re.compile(r'(?:classifier|fc)\.(weight|bias)$')
 
 # Bottleneck (conv3 present) or basic blocks per stage -> depth.
 RESNET_DEPTHS = {
@@ -74,12 +83,13 @@ RESNET_DEPTHS = {
     (True, (3, 4, 23, 3)): 101,
     (True, (3, 8, 36, 3)): 152,
 }
-# (dense layers per block, growth rate) -> mmpretrain DenseNet arch.
+# (dense layers per block, growth rate, stem filters) -> mmpretrain's named
+# DenseNet archs; any other layout is given as an arch dict.
 DENSENET_ARCHS = {
-    ((6, 12, 24, 16), 32): '121',
-    ((6, 12, 32, 32), 32): '169',
-    ((6, 12, 48, 32), 32): '201',
-    ((6, 12, 36, 24), 48): '161',
+    ((6, 12, 24, 16), 32, 64): '121',
+    ((6, 12, 32, 32), 32, 64): '169',
+    ((6, 12, 48, 32), 32, 64): '201',
+    ((6, 12, 36, 24), 48, 96): '161',
 }
 
 
@@ -218,35 +228,67 @@ def describe_resnet(state_dict: StateDict) -> Tuple[str, dict]:
 
 
 def describe_densenet(state_dict: StateDict) -> Tuple[str, dict]:
-    """Read the dense layers per block and the growth rate of a DenseNet.
+    """Read the block depths, growth rate and stem width of a DenseNet.
 
     Args:
-        state_dict (dict[str, torch.Tensor]): A torchvision DenseNet state
-            dict (either key pattern).
+        state_dict (dict[str, torch.Tensor]): A torchvision-style DenseNet
+            state dict (any key pattern :func:`convert_densenet` reads).
 
     Returns:
-        tuple[str, dict]: The torchvision name (``'densenet121'``, ...) and
-        the mmpretrain backbone config that fits the weights.
+        tuple[str, dict]: The name by depth (``'densenet121'``,
+        ``'densenet265'``, ...) and the mmpretrain backbone config that fits
+        the weights: a named ``arch`` where mmpretrain has one with the same
+        layout, else ``arch=dict(growth_rate, depths, init_channels)``.
 
     Raises:
-        ValueError: If the layout is none of mmpretrain's DenseNet archs.
+        ValueError: If the blocks are not numbered 1, 2, ... with layers
+            1, 2, ..., or the bottleneck filters are no multiple of the
+            growth rate.
     """
     layers = {}
-    growth = None
-    for key, value in state_dict.items():
+    for key in state_dict:
         match = DENSENET_LAYER_KEY.match(key)
         if match:
             block, layer = int(match.group(1)), int(match.group(2))
-            layers[block] = max(layers.get(block, 0), layer)
-            if match.group(3, 4, 5) == ('conv', '2', 'weight'):
-                growth = value.shape[0]
-    depths = tuple(layers[block] for block in sorted(layers))
-    arch = DENSENET_ARCHS.get((depths, growth))
-    if arch is None:
+            layers.setdefault(block, set()).add(layer)
+    if sorted(layers) != list(range(1, len(layers) + 1)) or any(
+            found != set(range(1, len(found) + 1))
+            for found in layers.values()):
         raise ValueError(
-            f'{depths} dense layers per block with growth rate {growth} '
-            f'match no mmpretrain DenseNet arch ({sorted(DENSENET_ARCHS)})')
-    return f'densenet{arch}', dict(type='DenseNet', arch=arch)
+            'the dense blocks and layers of the source are not numbered '
+            f'1, 2, ...: {dict(sorted(layers.items()))}')
+    depths = tuple(len(layers[block]) for block in sorted(layers))
+    conv1, conv2 = (
+        _dense_layer_weight(state_dict, index) for index in ('1', '2'))
+    growth = conv2.shape[0]
+    bn_size, rest = divmod(conv1.shape[0], growth)
+    if rest:
+        raise ValueError(
+            f'the bottleneck has {conv1.shape[0]} filters, no multiple of '
+            f'the growth rate {growth}: not a DenseNet-B')
+    init_channels = state_dict['features.conv0.weight'].shape[0]
+    # Convolutions and the classifier: 2 per dense layer, the stem, one per
+    # transition and the classifier.
+    name = f'densenet{2 * sum(depths) + len(depths) + 1}'
+    arch = DENSENET_ARCHS.get((depths, growth, init_channels))
+    if arch is None:
+        arch = dict(growth_rate=growth, depths=list(depths),
+                    init_channels=init_channels)
+    backbone = dict(type='DenseNet', arch=arch)
+    if bn_size != 4:  # mmpretrain's default
+        backbone['bn_size'] = bn_size
+    return name, backbone
+
+
+def _dense_layer_weight(state_dict: StateDict, index: str) -> torch.Tensor:
+    """The ``conv{index}`` weight of the first dense layer (either pattern).
+    """
+    for key in (f'features.denseblock1.denselayer1.conv{index}.weight',
+                f'features.denseblock1.denselayer1.conv.{index}.weight'):
+        if key in state_dict:
+            return state_dict[key]
+    raise ValueError('the source has no features.denseblock1.denselayer1.'
+                     f'conv{index}.weight')
 
 
 def _check_all_mapped(state_dict: StateDict, mapped: set,
@@ -295,18 +337,18 @@ def convert_resnet(state_dict: StateDict, target: str = 'mmpretrain'
 
 def convert_densenet(state_dict: StateDict, target: str = 'mmpretrain'
                      ) -> StateDict:
-    """Rename a torchvision DenseNet state dict for mmpretrain.
+    """Rename a torchvision-style DenseNet state dict for mmpretrain.
 
     ``features.conv0``/``norm0`` become ``backbone.stem.0``/``stem.1``,
     ``denseblockB.denselayerL`` becomes ``backbone.stages.(B-1).block.(L-1)``,
     ``transitionT`` becomes ``backbone.transitions.(T-1)``, the final
-    ``norm5`` the norm of the last transition, and ``classifier`` the head's
-    ``fc``.
+    ``norm5`` (``norm_final`` in the released ISDA code) the norm of the last
+    transition, and ``classifier`` (``fc``) the head's ``fc``.
 
     Args:
         state_dict (dict[str, torch.Tensor]): Flat torchvision state dict,
             with either the current (``norm1``) or the pre-0.3 (``norm.1``)
-            dense layer key pattern.
+            dense layer key pattern, or the released ISDA code's names.
         target (str): Only ``'mmpretrain'``: mmdet has no DenseNet.
             Defaults to ``'mmpretrain'``.
 
@@ -315,7 +357,8 @@ def convert_densenet(state_dict: StateDict, target: str = 'mmpretrain'
 
     Raises:
         ValueError: For ``target='mmdet'``, keys that are not a torchvision
-            DenseNet's or a missing classifier.
+            DenseNet's, two source keys for one target (``norm5`` and
+            ``norm_final``, say) or a missing classifier.
     """
     _check_target(target)
     if target != 'mmpretrain':
@@ -329,6 +372,7 @@ def convert_densenet(state_dict: StateDict, target: str = 'mmpretrain'
     last_transition = len(blocks) - 1
     converted = OrderedDict()
     mapped = set()
+    sources = {}  # target key -> source key, to catch aliases given twice
     for key, value in state_dict.items():
         match = DENSENET_STEM_KEY.match(key)
         if match:
@@ -348,13 +392,18 @@ def convert_densenet(state_dict: StateDict, target: str = 'mmpretrain'
             # mmpretrain's last "transition" is Sequential(norm, act).
             new_key = f'transitions.{last_transition}.0.{param}'
         elif DENSENET_CLASSIFIER_KEY.match(key):
-            mapped.add(key)
-            converted['head.fc.' + key.split('.', 1)[1]] = value
-            continue
+            new_key = 'head.fc.' + key.split('.', 1)[1]
         else:
             continue
         mapped.add(key)
-        converted['backbone.' + new_key] = value
+        if not new_key.startswith('head.'):
+            new_key = 'backbone.' + new_key
+        if new_key in sources:
+            raise ValueError(
+                f'{sources[new_key]!r} and {key!r} of the source both '
+                f'convert to {new_key!r}; keep one of them')
+        sources[new_key] = key
+        converted[new_key] = value
     _check_all_mapped(state_dict, mapped, 'DenseNet')
     _check_classifier(converted, 'classifier')
     return converted
@@ -387,8 +436,10 @@ def convert(state_dict: StateDict, target: str = 'mmpretrain'
 
     Returns:
         tuple[dict, dict]: The converted state dict, and a ``meta`` dict that
-        names the architecture (``arch``) and the mmpretrain backbone config
-        that fits it (``backbone``).
+        names the architecture (``arch``), the mmpretrain backbone config
+        that fits it (``backbone``) and, for ``'mmpretrain'``, the
+        ``in_channels`` and ``num_classes`` of the head's ``fc``
+        (``head``).
 
     Raises:
         ValueError: On unknown or leftover keys, an unsupported layout, or a
@@ -408,6 +459,11 @@ def convert(state_dict: StateDict, target: str = 'mmpretrain'
         backbone['base_width'] = backbone.pop('width_per_group')
     meta = dict(arch=arch, backbone=backbone, format=target,
                 converter='tools/model_converters/isda_to_mm.py')
+    if target == 'mmpretrain':
+        # The configs' head.in_channels must match (a DenseNet's width
+        # depends on its stem, which the released code sets differently).
+        num_classes, in_channels = converted['head.fc.weight'].shape
+        meta['head'] = dict(in_channels=in_channels, num_classes=num_classes)
     return converted, meta
 
 
@@ -458,7 +514,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     save_checkpoint(converted, meta, args.dst)
     print(f'{meta["arch"]}: {len(state_dict)} tensors -> {len(converted)} '
           f'{args.format} tensors in {args.dst}; backbone config: '
-          f'{meta["backbone"]}')
+          f'{meta["backbone"]}' + (f'; head: {meta["head"]}'
+                                   if 'head' in meta else ''))
 
 
 if __name__ == '__main__':
