@@ -136,6 +136,102 @@ def check_cifar_schedule(cfg, epochs, milestones, gamma, weight_decay):
     assert cfg.train_cfg.max_epochs == epochs
 
 
+def unscoped(part):
+    return {k: v for k, v in part.items() if k != '_scope_'}
+
+
+def step_lr(milestones, gamma=0.1):
+    return dict(type='MultiStepLR', by_epoch=True, milestones=milestones,
+                gamma=gamma)
+
+
+# The rest of the ISDA paper's Table 2, each network with its recipe in the
+# paper's code (train.py, training_configurations): backbone, features,
+# batch, lr, lr schedule, epochs, weight decay.
+TABLE2 = {
+    'se_resnet_cifar/se-resnet110_1xb128-200e':
+    (dict(type='CIFARSEResNet', depth=110), 64, 128, 0.1,
+     step_lr([80, 120, 160]), 200, 1e-4),
+    'wrn_cifar/wrn16-8_1xb128-240e':
+    (dict(type='WideResNet', depth=16, widen_factor=8, drop_rate=0.3), 512,
+     128, 0.1, step_lr([60, 120, 160, 200], 0.2), 240, 5e-4),
+    'resnext_cifar/resnext29-8x64d_1xb128-350e':
+    (dict(type='CIFARResNeXt', depth=29, groups=8, width_per_group=64),
+     1024, 128, 0.05, step_lr([150, 225, 300]), 350, 5e-4),
+    'densenet_cifar/densenet-bc100-k12_1xb64-300e':
+    (dict(type='CIFARDenseNet', depth=100, growth_rate=12), 342, 64, 0.1,
+     step_lr([150, 200, 250]), 300, 1e-4),
+    'shake_shake_cifar/shake-shake26-2x32d_1xb64-coslr-1800e':
+    (dict(type='ShakeShakeResNet', depth=26, base_channels=32), 128, 64,
+     0.1, dict(type='CosineAnnealingLR', T_max=1800, eta_min=0.,
+               by_epoch=True, begin=0, end=1800), 1800, 1e-4),
+    'shake_shake_cifar/shake-shake26-2x112d_1xb64-coslr-1800e':
+    (dict(type='ShakeShakeResNet', depth=26, base_channels=112), 448, 64,
+     0.1, dict(type='CosineAnnealingLR', T_max=1800, eta_min=0.,
+               by_epoch=True, begin=0, end=1800), 1800, 1e-4),
+}
+
+
+@pytest.mark.parametrize('data, classes', [('cifar10', 10),
+                                           ('cifar100', 100)])
+@pytest.mark.parametrize('stem', TABLE2)
+def test_table2_recipe(stem, data, classes):
+    backbone, features, batch, lr, scheduler, epochs, decay = TABLE2[stem]
+    cfg = cfg_of(f'{stem}_{data}.py')
+    assert cfg.model.backbone == backbone
+    assert cfg.model.head.in_channels == features
+    assert cfg.model.head.num_classes == classes
+    assert cfg.data_preprocessor.num_classes == classes
+    assert cfg.train_dataloader.batch_size == batch
+    assert cfg.val_dataloader.batch_size == batch  # as the paper's code
+    assert cfg.test_dataloader == cfg.val_dataloader
+    assert cfg.auto_scale_lr.base_batch_size == batch
+    # parts inherited from the zoo carry its _scope_
+    assert unscoped(cfg.optim_wrapper.optimizer) == dict(
+        type='SGD', lr=lr, momentum=0.9, weight_decay=decay, nesterov=True)
+    assert unscoped(cfg.param_scheduler) == scheduler
+    assert cfg.train_cfg.max_epochs == epochs
+
+
+# Table 4: WRN-28-10 and both Shake-Shakes with Cutout, RandAugment and
+# AutoAugment. Each config is its Table 2 config with another training
+# pipeline; RandAugment's (N, M) are the RandAugment paper's.
+TABLE4 = ['wrn_cifar/wrn28-10_1xb128-240e',
+          'shake_shake_cifar/shake-shake26-2x32d_1xb64-coslr-1800e',
+          'shake_shake_cifar/shake-shake26-2x112d_1xb64-coslr-1800e']
+AUGMENTATIONS = ['cutout', 'randaug', 'autoaug']
+RANDAUGMENT = {('wrn28-10', 'cifar10'): (3, 5),
+               ('wrn28-10', 'cifar100'): (2, 14)}  # Shake-Shake: (3, 9)
+AUGMENT_PARTS = Config.fromfile(
+    str(CONFIG_DIR.parent / '_base_' / 'datasets' / 'pipelines' /
+        'cifar_augment.py')).to_dict()
+
+
+@pytest.mark.parametrize('data', ['cifar10', 'cifar100'])
+@pytest.mark.parametrize('augmentation', AUGMENTATIONS)
+@pytest.mark.parametrize('stem', TABLE4)
+def test_table4_is_table2_with_another_pipeline(stem, augmentation, data):
+    folder, name = stem.split('/')
+    model, rest = name.split('_', 1)
+    batch, schedule = rest.split('-', 1)
+    cfg = cfg_of(f'{folder}/{model}_{batch}-{augmentation}-{schedule}_'
+                 f'{data}.py').to_dict()
+    table2 = cfg_of(f'{stem}_{data}.py').to_dict()
+    if augmentation == 'randaug':
+        n, m = RANDAUGMENT.get((model, data), (3, 9))
+        part = f'randaugment_n{n}_m{m}_train_pipeline'
+    else:
+        part = dict(cutout='cutout_train_pipeline',
+                    autoaug='autoaugment_train_pipeline')[augmentation]
+    pipeline = cfg['train_dataloader']['dataset'].pop('pipeline')
+    assert pipeline == cfg.pop('train_pipeline') == AUGMENT_PARTS[part]
+    table2['train_dataloader']['dataset'].pop('pipeline')
+    table2.pop('train_pipeline')
+    for key in AUGMENT_PARTS:  # the part's variables, carried along
+        cfg.pop(key)
+    assert cfg == table2
+
+
 IMAGENET = {
     'resnet50': ('ResNet', 7.5),
     'resnet101': ('ResNet', 5.0),

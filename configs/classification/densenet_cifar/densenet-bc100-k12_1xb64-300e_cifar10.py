@@ -1,0 +1,14 @@
+# DenseNet-BC-100, k = 12 (Huang et al. 2017) on CIFAR-10: a baseline of the
+# ISDA paper's Table 2. The zoo's CIFAR-10 data (random crop 32 with padding 4,
+# horizontal flip) and runtime, with the paper's recipe for DenseNet-BC: 1 GPU
+# x 64 images, 300 epochs of SGD (Nesterov, momentum 0.9, weight decay 1e-4)
+# from lr 0.1, divided by 10 at epochs 150, 200 and 250.
+_base_ = [
+    '../../_base_/models/densenet-bc100-k12_cifar.py',
+    '../../_base_/datasets/cifar10_bs64.py',
+    '../../_base_/schedules/cifar_300e.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+
+# isda_mm registers the ISDA heads and the CIFAR backbones.
+custom_imports = dict(imports=['isda_mm'], allow_failed_imports=False)

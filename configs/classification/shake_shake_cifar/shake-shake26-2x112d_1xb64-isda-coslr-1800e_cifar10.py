@@ -1,0 +1,10 @@
+# ISDA on Shake-Shake (26, 2x112d), CIFAR-10: the paper's CIFAR setting (full
+# covariance, lambda0 = 0.5 reached linearly by epoch, as its scripts do).
+_base_ = './shake-shake26-2x112d_1xb64-coslr-1800e_cifar10.py'
+
+model = dict(
+    head=dict(
+        type='ISDALinearClsHead',
+        lambda0=0.5,
+        covariance='full',
+        lambda_by='epoch'))

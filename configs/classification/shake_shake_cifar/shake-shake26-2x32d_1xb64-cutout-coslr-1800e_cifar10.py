@@ -1,0 +1,11 @@
+# Shake-Shake (26, 2x32d) on CIFAR-10 with Cutout: a baseline of the ISDA
+# paper's Table 4. Its Table 2 recipe with the paper's code's pipeline:
+# reflection padding 4, random crop 32, horizontal flip, then one 16x16 hole
+# clipped at the borders (Cutout).
+_base_ = [
+    './shake-shake26-2x32d_1xb64-coslr-1800e_cifar10.py',
+    '../../_base_/datasets/pipelines/cifar_augment.py',
+]
+
+train_pipeline = _base_.cutout_train_pipeline
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -1,0 +1,11 @@
+# Wide-ResNet-28-10 on CIFAR-10 with Cutout: a baseline of the ISDA paper's
+# Table 4. Its Table 2 recipe with the paper's code's pipeline: reflection
+# padding 4, random crop 32, horizontal flip, then one 16x16 hole clipped at
+# the borders (Cutout).
+_base_ = [
+    './wrn28-10_1xb128-240e_cifar10.py',
+    '../../_base_/datasets/pipelines/cifar_augment.py',
+]
+
+train_pipeline = _base_.cutout_train_pipeline
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
