@@ -39,7 +39,8 @@ def model_key(path):
 
 
 CONFIGS = sorted(
-    [p for f in TABLE2_FOLDERS for p in (CONFIG_DIR / f).glob('*.py')]
+    [p for f in TABLE2_FOLDERS for p in (CONFIG_DIR / f).glob('*.py')
+     if not p.stem.endswith('-jpg')]  # CPU smoke runs: images on disk
     + list((CONFIG_DIR / 'wrn_cifar').glob('wrn16-8_*.py'))
     + [p for p in (CONFIG_DIR / 'wrn_cifar').glob('wrn28-10_*.py')
        if any(word in p.name for word in AUGMENTATIONS)],

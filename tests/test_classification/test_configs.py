@@ -322,3 +322,24 @@ def test_cifar10_jpg_dataset(split, size, monkeypatch):
         dict(inputs=[first['inputs']], data_samples=[first['data_samples']]))
     assert data['inputs'].shape == (1, 3, 32, 32)
     assert data['inputs'].abs().mean() < 3
+
+
+def test_shake_shake_smoke_is_table2_on_the_jpeg_copy():
+    """The CPU smoke pair: Table 2's Shake-Shake 2x32d network, batch and
+    optimizer on the CIFAR-10 JPEG data, its cosine squeezed into 300
+    iterations."""
+    smoke = cfg_of(
+        'shake_shake_cifar/shake-shake26-2x32d_1xb64-300it_cifar10-jpg.py')
+    table2 = cfg_of(
+        'shake_shake_cifar/shake-shake26-2x32d_1xb64-coslr-1800e_cifar10.py')
+    jpg = cfg_of('resnet_cifar/resnet32_1xb128-160e_cifar10-jpg.py')
+    assert smoke.model == table2.model
+    assert smoke.optim_wrapper == table2.optim_wrapper
+    assert smoke.train_dataloader.batch_size == 64
+    assert smoke.train_dataloader.dataset == jpg.train_dataloader.dataset
+    assert smoke.val_dataloader.dataset == jpg.val_dataloader.dataset
+    assert smoke.data_preprocessor == jpg.data_preprocessor
+    assert smoke.param_scheduler == dict(table2.param_scheduler, T_max=300,
+                                         by_epoch=False, end=300)
+    assert smoke.train_cfg == dict(by_epoch=False, max_iters=300,
+                                   val_interval=300)
